@@ -1,0 +1,53 @@
+"""Deterministic sample clips with ground truth: `vidgist samples OUT`.
+
+Each clip is an MP4 (H.264, AAC stereo where it has audio) with a `<name>.gt.json`
+sidecar holding SumMe/TVSum-style ground truth. The same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from jobs.samples.render import render_clip
+from jobs.samples.truth import ground_truth
+from jobs.samples.world import ClipSpec, make_clip_spec
+
+__all__ = ["VERSION", "ClipSpec", "generate_samples", "make_clip_spec", "write_clip"]
+
+# Bumped whenever the same (seed, index) would render other bytes or other ground truth.
+VERSION = 1
+
+
+def write_clip(spec: ClipSpec, out_dir: Path) -> Path:
+    """Render one clip and its sidecar into out_dir; returns the video path."""
+    out_dir = Path(out_dir)
+    video = out_dir / f"{spec.name}.mp4"
+    render_clip(spec, video)
+    sidecar = out_dir / f"{spec.name}.gt.json"
+    tmp = sidecar.with_name(sidecar.name + ".part")
+    tmp.write_text(json.dumps(ground_truth(spec), separators=(",", ":")))
+    tmp.replace(sidecar)
+    return video
+
+
+def generate_samples(
+    out_dir: Path,
+    count: int = 8,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Render clips 0..count-1 of the set drawn with `seed` into out_dir."""
+    paths = []
+    for index in range(count):
+        spec = make_clip_spec(seed, index)
+        path = write_clip(spec, Path(out_dir))
+        if progress:
+            progress(
+                f"{path.name}: {spec.width}x{spec.height} "
+                f"{'VFR' if spec.vfr else f'{spec.fps} fps'} {spec.duration_s:.1f} s, "
+                f"{len(spec.shots)} shots{'' if spec.has_audio else ', no audio'}"
+            )
+        paths.append(path)
+    return paths

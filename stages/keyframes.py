@@ -1,0 +1,89 @@
+"""Keyframe stage: decode the chosen frames again from the source, at full display size.
+
+Sampled frames were shrunk for the encoder; a keyframe is the same moment (the frame on
+screen at the sampled time) re-decoded at the source's display resolution, turned the
+way a player shows it, and JPEG-encoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import torch
+from torchvision.io import encode_jpeg
+
+from stages.decode import probe, rotate_for_display
+
+
+@dataclass
+class KeyframeConfig:
+    jpeg_quality: int = 90
+    max_keyframes: int = 0  # at most this many per video, best first; 0 keeps one per shot
+
+
+@dataclass
+class Keyframe:
+    time_s: float
+    jpeg: bytes
+    width: int
+    height: int
+
+
+class KeyframeExtractor:
+    """Stage: a video's keyframe times in, JPEG bytes at display size out."""
+
+    def __init__(self, cfg: KeyframeConfig | None = None):
+        self.cfg = cfg or KeyframeConfig()
+
+    def frames_at(self, uri: str, times: list[float]) -> list[np.ndarray]:
+        """RGB images (display size and orientation) on screen at each time (s)."""
+        meta = probe(uri)
+        out: dict[float, np.ndarray] = {}
+        with av.open(uri) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            tb = stream.time_base
+            origin = float(stream.start_time * tb) if stream.start_time else 0.0
+            for t in sorted(set(times)):
+                container.seek(int((t + origin) / tb), stream=stream, backward=True)
+                chosen = None
+                for frame in container.decode(stream):
+                    if frame.time is None:
+                        continue
+                    if frame.time - origin > t + 1e-6 and chosen is not None:
+                        break
+                    chosen = frame
+                if chosen is None:
+                    raise ValueError(f"no frame at {t:.3f} s")
+                out[t] = self._display(chosen, meta.width, meta.height, meta.rotation)
+        return [out[t] for t in times]
+
+    @staticmethod
+    def _display(frame: av.VideoFrame, width: int, height: int, rotation: int) -> np.ndarray:
+        # Scale before turning: width/height are display (post-rotation) sizes.
+        w, h = (height, width) if rotation % 180 == 90 else (width, height)
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+        return rotate_for_display(rgb, rotation)
+
+    def encode(self, image: np.ndarray) -> bytes:
+        chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        return encode_jpeg(chw, quality=self.cfg.jpeg_quality).numpy().tobytes()
+
+    def __call__(self, row: dict) -> dict:
+        steps = np.asarray(row["keyframe_steps"], dtype=np.int64)
+        segs = np.asarray(row["keyframe_segments"], dtype=np.int64)
+        if self.cfg.max_keyframes:
+            steps, segs = steps[: self.cfg.max_keyframes], segs[: self.cfg.max_keyframes]
+        times = [float(row["time_s"][s]) for s in steps]
+        images = self.frames_at(row["uri"], times) if times else []
+        return {
+            **row,
+            "keyframe_steps": steps,
+            "keyframe_segments": segs,
+            "keyframe_time_s": np.array(times, dtype=np.float64),
+            "keyframe_jpeg": [self.encode(img) for img in images],
+            "keyframe_width": np.array([img.shape[1] for img in images], dtype=np.int32),
+            "keyframe_height": np.array([img.shape[0] for img in images], dtype=np.int32),
+        }

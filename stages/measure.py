@@ -1,0 +1,130 @@
+"""Cheap per-frame measurements that the text writer reports in plain words.
+
+Per sampled frame: how much of it is each named colour, how much it changed since the
+previous sampled frame, and the loudness, dominant pitch and tonality of its audio.
+All numpy; runs in the decode task on each window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Named colours the text can use; each pixel counts towards the nearest one.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (210, 40, 40),
+    "orange": (235, 140, 30),
+    "yellow": (235, 215, 50),
+    "green": (50, 165, 70),
+    "cyan": (50, 195, 215),
+    "blue": (45, 75, 210),
+    "purple": (135, 65, 195),
+    "pink": (235, 125, 180),
+    "white": (235, 235, 235),
+    "grey": (128, 128, 128),
+    "black": (20, 20, 20),
+    "brown": (120, 75, 40),
+}
+PALETTE_NAMES = tuple(PALETTE)
+_PALETTE_RGB = np.array(list(PALETTE.values()), dtype=np.float32)
+_THUMB = 32  # colour and motion are measured on a 32x32 thumbnail
+
+
+@dataclass
+class MeasureConfig:
+    min_loudness_db: float = -60.0  # floor for silence
+
+
+def _thumbs(frames: np.ndarray) -> np.ndarray:
+    """[N, S, S, 3] uint8 -> [N, 32, 32, 3] float32 by block averaging."""
+    n, s = frames.shape[0], frames.shape[1]
+    f = s // _THUMB
+    crop = frames[:, : f * _THUMB, : f * _THUMB].astype(np.float32)
+    return crop.reshape(n, _THUMB, f, _THUMB, f, 3).mean(axis=(2, 4))
+
+
+def colour_histogram(thumbs: np.ndarray) -> np.ndarray:
+    """Fraction of each frame's pixels nearest to each PALETTE colour: [N, len(PALETTE)]."""
+    px = thumbs.reshape(len(thumbs), -1, 3)
+    d = ((px[:, :, None, :] - _PALETTE_RGB[None, None]) ** 2).sum(-1)
+    nearest = d.argmin(-1)
+    hist = np.stack([np.bincount(r, minlength=len(PALETTE)) for r in nearest]).astype(np.float32)
+    return hist / px.shape[1]
+
+
+def motion(thumbs: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """Mean absolute grey-level change (0-1) from the previous sampled frame."""
+    grey = thumbs.mean(-1) / 255.0
+    before = np.concatenate([grey[:1] if previous is None else previous[None], grey[:-1]])
+    out = np.abs(grey - before).mean(axis=(1, 2)).astype(np.float32)
+    if previous is None:
+        out[0] = 0.0
+    return out
+
+
+def audio_measures(
+    audio: np.ndarray, n_frames: int, samples_per_frame: int, sample_rate: int, floor_db: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sampled frame: loudness (dBFS RMS), dominant frequency (Hz), spectral flatness."""
+    w = len(audio) // samples_per_frame
+    chunks = audio[: w * samples_per_frame].reshape(w, samples_per_frame).astype(np.float64)
+    rms = np.sqrt((chunks**2).mean(1))
+    loud = np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), floor_db)
+    spec = np.abs(np.fft.rfft(chunks * np.hanning(samples_per_frame), axis=1)) + 1e-12
+    freqs = np.fft.rfftfreq(samples_per_frame, 1.0 / sample_rate)
+    spec[:, freqs < 50] = 1e-12  # ignore DC and rumble
+    peak = freqs[spec.argmax(1)]
+    band = spec[:, (freqs >= 50) & (freqs <= 6000)]
+    flat = np.exp(np.log(band).mean(1)) / band.mean(1)
+    silent = loud <= floor_db + 1e-6
+    peak[silent], flat[silent] = 0.0, 0.0
+    valid = np.arange(w) < n_frames
+    return (
+        np.where(valid, loud, floor_db).astype(np.float32),
+        np.where(valid, peak, 0.0).astype(np.float32),
+        np.where(valid, flat, 0.0).astype(np.float32),
+    )
+
+
+class Measurer:
+    """Stage: adds colour, motion and audio measurements to a decoded window row.
+
+    Motion of a window's first frame is measured against the window's `lead_frame` (the
+    sampled frame before it), so the stage keeps no state between windows.
+    """
+
+    def __init__(
+        self, cfg: MeasureConfig | None = None, sample_rate: int = 16000, fps: float = 2.0
+    ):
+        self.cfg = cfg or MeasureConfig()
+        self.sample_rate = sample_rate
+        self.samples_per_frame = int(round(sample_rate / fps))
+
+    def __call__(self, row: dict) -> dict:
+        n = int(row["n_frames"])
+        frames = row["frames"]
+        thumbs = _thumbs(frames)
+        hist = colour_histogram(thumbs)
+        prev = None
+        if row["has_lead"]:
+            prev = _thumbs(row["lead_frame"][None])[0].mean(-1) / 255.0
+        mot = motion(thumbs, prev)
+        hist[n:] = 0.0
+        mot[n:] = 0.0
+        loud, pitch, flat = audio_measures(
+            row["audio"], n, self.samples_per_frame, self.sample_rate, self.cfg.min_loudness_db
+        )
+        if row["n_audio"] == 0:
+            loud[:] = self.cfg.min_loudness_db
+            pitch[:] = 0.0
+            flat[:] = 0.0
+        rest = {k: v for k, v in row.items() if k not in ("lead_frame", "has_lead")}
+        return {
+            **rest,
+            "colour_hist": hist,
+            "motion": mot,
+            "loudness_db": loud,
+            "pitch_hz": pitch,
+            "flatness": flat,
+        }

@@ -1,0 +1,71 @@
+"""Summary quality as the SumMe/TVSum literature measures it (pure numpy).
+
+- `summary_f1`: frame-level F1 of a binary machine summary against each annotator's
+  binary summary; TVSum reports the mean over annotators, SumMe the max.
+- `kendall_tau` / `spearman_rho`: rank correlation of predicted importance with the
+  ground-truth score (Otani et al., CVPR 2019), tau-b and rho with ties averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def summary_f1(machine: np.ndarray, users: np.ndarray) -> tuple[float, float]:
+    """(mean, max) F1 over annotators; machine [n_frames], users [n_users, n_frames]."""
+    machine = np.asarray(machine, dtype=bool)
+    users = np.asarray(users, dtype=bool)
+    f1s = []
+    for user in users:
+        overlap = float((machine & user).sum())
+        if overlap == 0:
+            f1s.append(0.0)
+            continue
+        p, r = overlap / machine.sum(), overlap / user.sum()
+        f1s.append(2 * p * r / (p + r))
+    return float(np.mean(f1s)), float(np.max(f1s))
+
+
+def machine_summary(
+    frame_times: np.ndarray, starts: np.ndarray, ends: np.ndarray, selected: np.ndarray
+) -> np.ndarray:
+    """Frames whose time falls inside a selected segment."""
+    out = np.zeros(len(frame_times), dtype=bool)
+    for a, b in zip(starts[selected], ends[selected], strict=True):
+        out |= (frame_times >= a) & (frame_times < b)
+    return out
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their average rank."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    sorted_x = x[order]
+    i = 0
+    while i < len(x):
+        j = i
+        while j + 1 < len(x) and sorted_x[j + 1] == sorted_x[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-b (O(n^2); sequences here are a few thousand at most)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    da = np.sign(a[:, None] - a[None, :])
+    db = np.sign(b[:, None] - b[None, :])
+    iu = np.triu_indices(len(a), k=1)
+    sa, sb = da[iu], db[iu]
+    concordant_minus_discordant = float((sa * sb).sum())
+    denom = np.sqrt(float((sa != 0).sum()) * float((sb != 0).sum()))
+    return concordant_minus_discordant / denom if denom else 0.0

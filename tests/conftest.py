@@ -1,0 +1,105 @@
+"""Shared fixtures: tiny generated clips, bad inputs, one local Ray per test session."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from jobs.samples import write_clip
+from jobs.samples.render import render_clip
+from jobs.samples.world import ClipSpec, ObjectSpec, ShotSpec, SoundSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_spec(
+    name: str = "tiny",
+    *,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 24,
+    has_audio: bool = True,
+    seed: int = 7,
+) -> ClipSpec:
+    """Three short shots with known content: a silent empty scene, a red circle moving
+    right with a high tone, and a blue square standing still with noise."""
+    shots = (
+        ShotSpec(0.0, 3.0, "solid", ("green", "white"), 1, (), SoundSpec("silence")),
+        ShotSpec(
+            3.0,
+            3.0,
+            "solid",
+            ("blue", "white"),
+            2,
+            (ObjectSpec("circle", "red", 0.3, (0.25, 0.5), (0.75, 0.5), "right"),),
+            SoundSpec("tone", "high", 0.0, 3.0, -10.0) if has_audio else SoundSpec("silence"),
+        ),
+        ShotSpec(
+            6.0,
+            3.0,
+            "gradient",
+            ("yellow", "black"),
+            3,
+            (ObjectSpec("square", "blue", 0.3, (0.5, 0.5), (0.5, 0.5), "still"),),
+            SoundSpec("noise", None, 0.5, 2.0, -12.0) if has_audio else SoundSpec("silence"),
+        ),
+    )
+    return ClipSpec(name, width, height, fps, False, has_audio, shots, seed, 0)
+
+
+@pytest.fixture(scope="session")
+def clips_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(clips_dir) -> Path:
+    return write_clip(tiny_spec(), clips_dir)
+
+
+@pytest.fixture(scope="session")
+def silent_clip(clips_dir) -> Path:
+    return write_clip(tiny_spec("tiny-noaudio", has_audio=False), clips_dir)
+
+
+@pytest.fixture(scope="session")
+def rotated_clip(clips_dir) -> Path:
+    path = clips_dir / "tiny-rotated.mp4"
+    render_clip(tiny_spec("tiny-rotated"), path, rotation=90)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bad_inputs(clips_dir, tiny_clip) -> dict[str, Path]:
+    """An empty file, random bytes and a truncated MP4 (its index cut off)."""
+    empty = clips_dir / "empty.mp4"
+    empty.write_bytes(b"")
+    noise = clips_dir / "random.mp4"
+    noise.write_bytes(os.urandom(64_000))
+    truncated = clips_dir / "truncated.mp4"
+    data = tiny_clip.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    return {"empty": empty, "random": noise, "truncated": truncated}
+
+
+def truth_of(video: Path) -> dict:
+    return json.loads(video.with_suffix("").with_suffix(".gt.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for every integration test: 2 CPUs, a small object store."""
+    import ray
+
+    ray.init(
+        num_cpus=2, object_store_memory=400 * 2**20, include_dashboard=False, logging_level="ERROR"
+    )
+    yield ray
+    ray.shutdown()
+
+
+def local_overrides() -> list[str]:
+    return ["ray.progress=false"]

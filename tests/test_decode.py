@@ -1,0 +1,94 @@
+import os
+
+import numpy as np
+import pytest
+
+from stages.decode import DecodeConfig, Decoder, probe
+from tests.conftest import truth_of
+
+
+def _rows(uri, **cfg):
+    return list(Decoder(DecodeConfig(**cfg))({"uri": str(uri), "video_id": "v"}))
+
+
+def test_probe_reports_duration_rate_size_codec_and_audio(tiny_clip, silent_clip):
+    p = probe(str(tiny_clip))
+    assert p.duration_s == pytest.approx(9.0, abs=0.05)
+    assert (p.fps, p.width, p.height, p.video_codec, p.has_audio) == (24.0, 320, 240, "h264", True)
+    assert probe(str(silent_clip)).has_audio is False
+
+
+def test_probe_reports_display_size_after_rotation(rotated_clip):
+    p = probe(str(rotated_clip))
+    assert (p.width, p.height, p.rotation) == (240, 320, 90)
+
+
+def test_frames_are_sampled_by_timestamp_into_fixed_windows(tiny_clip):
+    rows = _rows(tiny_clip, window=8, frame_size=64)
+    assert [r["window_index"] for r in rows] == [0, 1, 2]
+    assert [r["n_frames"] for r in rows] == [8, 8, 2]
+    assert all(r["frames"].shape == (8, 64, 64, 3) for r in rows)
+    times = np.concatenate([r["time_s"][: r["n_frames"]] for r in rows])
+    np.testing.assert_allclose(times, np.arange(18) / 2.0)
+    assert rows[-1]["is_last"] and not rows[0]["is_last"]
+    assert np.all(rows[-1]["time_s"][2:] == -1)  # padding is marked
+
+
+def test_sampled_frames_follow_the_shots(tiny_clip):
+    rows = _rows(tiny_clip, window=32, frame_size=32)
+    frames = rows[0]["frames"][:18].reshape(18, -1, 3).mean(1)
+    assert frames[1][1] > frames[1][0]  # green shot
+    assert frames[8][2] > frames[8][1]  # blue shot
+
+
+def test_audio_is_16k_mono_aligned_with_the_frames(tiny_clip):
+    (row,) = _rows(tiny_clip, window=32)
+    audio = row["audio"]
+    assert audio.dtype == np.float32 and audio.shape == (32 * 8000,)
+    rms = np.sqrt((audio[: 18 * 8000].reshape(18, 8000) ** 2).mean(1))
+    assert rms[:6].max() < 1e-3  # silent first shot
+    assert rms[7:11].min() > 0.1  # tone from 3 s to 6 s
+    assert row["n_audio"] == pytest.approx(9 * 16000, abs=2000)
+
+
+def test_a_clip_without_audio_gets_zeros_and_no_audio_count(silent_clip):
+    (row,) = _rows(silent_clip)
+    assert row["n_audio"] == 0 and not row["audio"].any()
+
+
+def test_variable_frame_rate_clip_samples_the_frames_on_screen(tmp_path):
+    from jobs.samples import make_clip_spec, write_clip
+
+    path = write_clip(make_clip_spec(0, 2), tmp_path)
+    gt = truth_of(path)
+    rows = _rows(path, frame_size=32)
+    n = sum(r["n_frames"] for r in rows)
+    assert n == len(gt["picks"])
+
+
+@pytest.mark.parametrize("kind", ["empty", "random", "truncated"])
+def test_a_bad_file_becomes_one_error_row_with_a_one_line_reason(bad_inputs, kind):
+    rows = _rows(bad_inputs[kind])
+    assert rows[-1]["error"]
+    assert "\n" not in rows[-1]["error"]
+    assert rows[-1]["window_index"] == -1
+
+
+def test_containers_are_closed_after_decoding(tiny_clip, bad_inputs):
+    def open_files():
+        return len(os.listdir("/proc/self/fd"))
+
+    _rows(tiny_clip)  # warm up lazily opened libraries
+    before = open_files()
+    for _ in range(3):
+        _rows(tiny_clip)
+        _rows(bad_inputs["truncated"])
+        gen = Decoder()({"uri": str(tiny_clip), "video_id": "v"})
+        next(gen)
+        gen.close()  # a consumer that stops early
+    assert open_files() <= before
+
+
+def test_a_video_slower_than_the_time_limit_is_an_error(tiny_clip):
+    rows = _rows(tiny_clip, timeout_s=0.0)
+    assert "longer than" in rows[-1]["error"]

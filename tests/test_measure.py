@@ -1,0 +1,42 @@
+import numpy as np
+
+from stages.decode import DecodeConfig, Decoder
+from stages.measure import PALETTE_NAMES, Measurer, audio_measures, colour_histogram
+
+
+def test_colour_histogram_names_the_dominant_colour():
+    red = np.zeros((1, 32, 32, 3), np.float32)
+    red[..., 0] = 220
+    hist = colour_histogram(red)
+    assert PALETTE_NAMES[int(hist[0].argmax())] == "red"
+    assert hist.sum() == 1.0
+
+
+def test_audio_measures_find_a_tone_and_its_pitch():
+    sr, spf = 16000, 8000
+    t = np.arange(2 * spf) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
+    silence_then_tone = np.concatenate([np.zeros(spf, np.float32), tone[:spf]])
+    loud, pitch, flat = audio_measures(silence_then_tone, 2, spf, sr, -60.0)
+    assert loud[0] == -60.0 and loud[1] > -15
+    assert abs(pitch[1] - 880) < 5
+    assert flat[1] < 0.1
+
+
+def test_noise_is_flat_and_tones_are_not():
+    sr, spf = 16000, 8000
+    noise = np.random.default_rng(0).uniform(-0.3, 0.3, spf).astype(np.float32)
+    _, _, flat = audio_measures(noise, 1, spf, sr, -60.0)
+    assert flat[0] > 0.5
+
+
+def test_motion_is_measured_across_window_boundaries(tiny_clip):
+    dec = Decoder(DecodeConfig(window=4, frame_size=64))
+    rows = [Measurer()(r) for r in dec({"uri": str(tiny_clip), "video_id": "v"})]
+    motion = np.concatenate([r["motion"][: r["n_frames"]] for r in rows])
+    assert motion[0] == 0.0
+    # The cut at 3 s (sampled frame 6) falls inside window 1; at 6 s (frame 12) it is
+    # the first frame of window 3 and still measured against the frame before it.
+    assert motion[6] > 0.05 and motion[12] > 0.05
+    assert motion[1:6].max() < 0.01  # static first shot
+    assert "lead_frame" not in rows[0]
