@@ -1,0 +1,70 @@
+"""What a run's outputs depend on, as version strings stored with them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import asdict
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from pipeline.config import VidgistConfig
+from stages import audio, fusion, visual
+from stages import checkpoint as ckpt
+
+
+def code_version() -> str:
+    try:
+        v = version("vidgist")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{v}+g{sha}" if sha else v
+
+
+def encoder_version(cfg: VidgistConfig) -> tuple[str, bool]:
+    """(version of pass 1's features, is the visual encoder trained?)."""
+    v, trained = visual.describe(cfg.visual)
+    a, _ = audio.describe(cfg.audio)
+    d = cfg.decode
+    return f"{v}|{a}|{d.fps:g}fps-{d.frame_size}px", trained
+
+
+def check_fusion_matches_encoder(cfg: VidgistConfig) -> None:
+    """Refuse a fusion checkpoint trained on other features than this config produces."""
+    path = ckpt.resolve(cfg.fusion.checkpoint, fusion.BUNDLED)
+    if path is None:
+        return
+    _, meta = ckpt.load(path)
+    trained_on = meta.get("encoder_version")
+    current, _ = encoder_version(cfg)
+    if trained_on and trained_on != current:
+        raise ckpt.CheckpointMismatch(
+            f"fusion checkpoint {path} was trained on features {trained_on!r}, but this config "
+            f"produces {current!r}; retrain with `vidgist train` or set fusion.checkpoint"
+        )
+
+
+def model_version(cfg: VidgistConfig) -> str:
+    """One short id for everything that shapes pass 2's outputs."""
+    enc, _ = encoder_version(cfg)
+    fus, _ = fusion.describe(cfg.fusion)
+    parts = {
+        "encoder": enc,
+        "fusion": fus,
+        "select": asdict(cfg.select),
+        "keyframes": asdict(cfg.keyframes),
+        "text": asdict(cfg.text),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{fus}-{digest}"

@@ -1,0 +1,121 @@
+"""Both Ray Data passes on the session's local Ray, on tiny clips and bad inputs."""
+
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import load_config
+from pipeline.run import run_pipeline
+from pipeline.store import Store
+from tests.conftest import local_overrides
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_clip, silent_clip, rotated_clip, bad_inputs):
+    folder = tmp_path_factory.mktemp("inputs")
+    for p in (tiny_clip, silent_clip, rotated_clip, *bad_inputs.values()):
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def first_run(ray_session, inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    cfg = load_config("local.yaml", local_overrides())
+    return run_pipeline(cfg, str(inputs), str(out), log=lambda _: None), out
+
+
+def test_good_videos_are_summarized_and_bad_ones_are_error_rows(first_run):
+    result, out = first_run
+    videos = pd.read_parquet(out / "videos")
+    by_name = {os.path.basename(r.uri): r for r in videos.itertuples()}
+    assert {n for n, r in by_name.items() if r.status == "ok"} == {
+        "tiny.mp4",
+        "tiny-noaudio.mp4",
+        "tiny-rotated.mp4",
+    }
+    for name in ("empty.mp4", "random.mp4", "truncated.mp4"):
+        assert by_name[name].status == "error"
+        assert by_name[name].error and "\n" not in by_name[name].error
+    assert (result.n_ok, result.n_error) == (3, 3)
+    rotated = by_name["tiny-rotated.mp4"]
+    assert (rotated.width, rotated.height, rotated.n_sampled) == (240, 320, 18)
+
+
+def test_every_table_holds_consistent_rows_for_the_good_videos(first_run):
+    _, out = first_run
+    videos = pd.read_parquet(out / "videos")
+    ok = set(videos.loc[videos["status"] == "ok", "video_id"])
+    summaries = pd.read_parquet(out / "summaries")
+    keyframes = pd.read_parquet(out / "keyframes")
+    scores = pd.read_parquet(out / "scores")
+    segments = pd.read_parquet(out / "segments")
+    assert set(summaries["video_id"]) == ok == set(scores["video_id"]) == set(keyframes["video_id"])
+    for vid in ok:
+        sc = scores[scores["video_id"] == vid].iloc[0]
+        assert len(sc["time_s"]) == len(sc["score"]) == 18
+        assert min(sc["score"]) >= 0 and max(sc["score"]) <= 1
+        seg = segments[segments["video_id"] == vid].sort_values("seg_index")
+        assert (
+            seg["start_s"].iloc[0] == 0
+            and (seg["start_s"].values[1:] == seg["end_s"].values[:-1]).all()
+        )
+        chosen = seg[seg["selected"]]
+        assert (chosen["end_s"] - chosen["start_s"]).sum() <= 0.15 * 9.0 + 0.5
+        kf = keyframes[keyframes["video_id"] == vid]
+        assert set(kf["seg_index"]) <= set(chosen["seg_index"])
+        assert (kf["jpeg"].map(len) > 1000).all()
+    text = summaries.set_index("video_id").loc[next(iter(ok)), "text"]
+    assert "summary of" in text
+
+
+def test_features_are_kept_per_window_for_reuse(first_run):
+    _, out = first_run
+    features = pd.read_parquet(out / "features")
+    per_video = features.groupby("video_id")["time_s"].apply(lambda s: sum(len(t) for t in s))
+    assert set(per_video) == {18}
+    first = features.iloc[0]
+    assert len(first["visual"][0]) == 1280 and len(first["audio"][0]) == 128
+    assert features["encoder_version"].str.contains("efficientnet_lite0").all()
+
+
+def test_a_second_run_skips_what_is_done_and_redoes_what_changed(first_run, inputs):
+    _, out = first_run
+    cfg = load_config("local.yaml", local_overrides())
+    again = run_pipeline(cfg, str(inputs), str(out), log=lambda _: None)
+    assert again.n_skipped == 3  # the good ones
+    assert sorted(again.report["status"]) == ["error"] * 3  # bad ones are tried again
+    tiny = inputs / "tiny.mp4"
+    os.utime(tiny, ns=(1, 1))  # a changed file
+    third = run_pipeline(cfg, str(inputs / "tiny.mp4"), str(out), log=lambda _: None)
+    assert list(third.report["status"]) == ["ok"] and third.n_skipped == 0
+    runs = Store(out).committed_runs()
+    assert len(runs) == 3 and list(runs.sort_values("started_at")["n_skipped"]) == [0, 3, 0]
+
+
+def test_a_run_that_dies_half_way_leaves_nothing_readable(
+    ray_session, inputs, tmp_path, monkeypatch
+):
+    import pipeline.run as run_module
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt("killed between the passes")
+
+    monkeypatch.setattr(run_module, "summarize_plan", die)
+    cfg = load_config("local.yaml", local_overrides())
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, str(inputs / "tiny.mp4"), str(tmp_path), log=lambda _: None)
+    staged = list((tmp_path / "_staging").rglob("*.parquet"))
+    assert staged  # pass 1 had written features into its staging
+    for table in ("videos", "features", "summaries", "runs"):
+        assert not (tmp_path / table).exists()
+    monkeypatch.undo()
+    notes = []
+    result = run_pipeline(cfg, str(inputs / "tiny.mp4"), str(tmp_path), log=notes.append)
+    assert any("uncommitted files discarded" in n for n in notes)
+    assert result.n_ok == 1
+    assert len(pd.read_parquet(tmp_path / "features")["run_id"].unique()) == 1
+    assert np.isin(pd.read_parquet(tmp_path / "videos")["run_id"], [result.run_id]).all()

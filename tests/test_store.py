@@ -1,0 +1,96 @@
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from pipeline.schemas import TABLES
+from pipeline.store import JOURNAL, Store
+
+
+def _video(vid: str, run_id: str) -> pa.Table:
+    row = {k: None for k in TABLES["videos"].names}
+    row.update(video_id=vid, run_id=run_id, status="ok", uri=f"/v/{vid}.mp4", fingerprint="1-2")
+    return pa.Table.from_pylist([row], schema=TABLES["videos"])
+
+
+def _run_row(run_id: str) -> dict:
+    now = datetime.now(timezone.utc)
+    return dict(
+        run_id=run_id,
+        started_at=now,
+        finished_at=now,
+        status="committed",
+        config="{}",
+        n_videos=1,
+        n_ok=1,
+        n_error=0,
+        n_skipped=0,
+        code_version="t",
+        model_version="m1",
+    )
+
+
+def test_staged_files_are_invisible_until_the_run_commits(tmp_path):
+    store = Store(tmp_path)
+    store.stage("r1", "videos", "r1-a", _video("a", "r1"))
+    assert not (tmp_path / "videos").exists()
+    assert store.read_committed("videos").empty
+    store.commit("r1", _run_row("r1"))
+    assert list(pd.read_parquet(tmp_path / "videos")["video_id"]) == ["a"]
+    assert list(store.committed_runs()["run_id"]) == ["r1"]
+    assert not (tmp_path / "_staging").exists()
+
+
+def test_a_run_killed_before_commit_is_discarded_by_the_next_run(tmp_path):
+    store = Store(tmp_path)
+    store.stage("dead", "videos", "dead-a", _video("a", "dead"))
+    notes = Store(tmp_path).recover()
+    assert notes == ["run dead: uncommitted files discarded"]
+    assert not (tmp_path / "_staging" / "dead").exists()
+    assert not (tmp_path / "videos").exists()
+
+
+def test_a_run_killed_while_publishing_is_rolled_forward_from_its_journal(tmp_path):
+    store = Store(tmp_path)
+    store.stage("r2", "videos", "r2-a", _video("a", "r2"))
+    store.stage("r2", "segments", "r2-a", TABLES["segments"].empty_table())
+    staging = tmp_path / "_staging" / "r2"
+    # What commit writes first, then stop as if killed after moving one file.
+    moves = [
+        ["segments/r2-a.parquet", "segments/r2-a.parquet"],
+        ["videos/r2-a.parquet", "videos/r2-a.parquet"],
+    ]
+    row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in _run_row("r2").items()}
+    (staging / JOURNAL).write_text(json.dumps({"run_id": "r2", "moves": moves, "run_row": row}))
+    (tmp_path / "segments").mkdir()
+    (staging / "segments" / "r2-a.parquet").rename(tmp_path / "segments" / "r2-a.parquet")
+    assert store.committed_runs().empty  # readers of the ledger see nothing yet
+    assert Store(tmp_path).recover() == ["run r2: commit completed from its journal"]
+    assert list(store.read_committed("videos")["video_id"]) == ["a"]
+    assert list(store.committed_runs()["run_id"]) == ["r2"]
+
+
+def test_committed_reads_ignore_files_of_runs_without_a_ledger_row(tmp_path):
+    store = Store(tmp_path)
+    store.stage("r1", "videos", "r1-a", _video("a", "r1"))
+    store.commit("r1", _run_row("r1"))
+    stray = tmp_path / "videos" / "orphan.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(_video("b", "never-committed"), stray)
+    assert list(store.read_committed("videos")["video_id"]) == ["a"]
+
+
+def test_done_videos_need_ok_status_same_fingerprint_and_model_version(tmp_path):
+    store = Store(tmp_path)
+    store.stage("r1", "videos", "r1-a", _video("a", "r1"))
+    store.commit("r1", _run_row("r1"))
+    assert store.done_videos("m1") == {("a", "1-2")}
+    assert store.done_videos("m2") == set()
+
+
+def test_unknown_tables_are_refused(tmp_path):
+    with pytest.raises(KeyError):
+        Store(tmp_path).stage("r", "nope", "x", _video("a", "r"))
