@@ -73,7 +73,7 @@ class FeatureWriter:
         n_rows = len(batch["video_id"])
         good = [i for i in range(n_rows) if not batch["error"][i] and batch["n_frames"][i] > 0]
         good.sort(key=lambda i: (batch["video_id"][i], batch["window_index"][i]))
-        path = ""
+        path, written = "", set(good)
         if good:
             first = good[0]
             name = (
@@ -87,7 +87,7 @@ class FeatureWriter:
             "window_index": batch["window_index"],
             "is_last": batch["is_last"],
             "n_frames": batch["n_frames"],
-            "file": np.array([path if i in set(good) else "" for i in range(n_rows)], dtype=object),
+            "file": np.array([path if i in written else "" for i in range(n_rows)], dtype=object),
             **{
                 k: batch[k]
                 for k in ("duration_s", "fps", "width", "height", "video_codec", "has_audio")

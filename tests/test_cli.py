@@ -1,0 +1,114 @@
+"""End to end, the way the README says: `vidgist samples`, then `vidgist run`."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+BIN = Path(sys.executable).parent
+
+
+def _vidgist(*args, check=True):
+    return subprocess.run(
+        [str(BIN / "vidgist"), *args], capture_output=True, text=True, check=check
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    samples, out = base / "samples", base / "out"
+    made = _vidgist("samples", str(samples), "--count", "3", "--seed", "0")
+    assert "3 clips" in made.stdout
+    (samples / "broken.mp4").write_bytes(b"\x00" * 1000)
+    ran = _vidgist("run", "--input", str(samples), "--output", str(out), "ray.progress=false")
+    return samples, out, ran
+
+
+def test_run_prints_a_per_video_table_and_where_the_outputs_are(demo):
+    _, out, ran = demo
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "3 ok, 1 error, 0 skipped" in ran.stdout
+    assert "broken.mp4" in ran.stdout and f"outputs in {out}" in ran.stdout
+
+
+def test_every_good_video_has_a_summary_and_keyframes_at_display_size(demo):
+    samples, out, _ = demo
+    videos = pd.read_parquet(out / "videos")
+    keyframes = pd.read_parquet(out / "keyframes")
+    summaries = pd.read_parquet(out / "summaries").set_index("video_id")
+    good = videos[videos["status"] == "ok"]
+    assert len(good) == 3
+    for v in good.itertuples():
+        truth = json.loads((samples / Path(v.uri).name).with_suffix(".gt.json").read_text())
+        assert (v.width, v.height) == (truth["width"], truth["height"])
+        assert summaries.loc[v.video_id, "text"]
+        kf = keyframes[keyframes["video_id"] == v.video_id]
+        assert len(kf) >= 1
+        for jpeg in kf["jpeg"]:
+            img = Image.open(io.BytesIO(jpeg))
+            assert img.format == "JPEG" and img.size == (truth["width"], truth["height"])
+
+
+def test_segments_find_the_true_cuts_and_the_summary_keeps_its_budget(demo):
+    samples, out, _ = demo
+    videos = pd.read_parquet(out / "videos")
+    segments = pd.read_parquet(out / "segments")
+    for v in videos[videos["status"] == "ok"].itertuples():
+        truth = json.loads((samples / Path(v.uri).name).with_suffix(".gt.json").read_text())
+        seg = segments[segments["video_id"] == v.video_id]
+        bounds = np.sort(seg["start_s"].to_numpy())[1:]
+        cuts = np.asarray(truth["cut_times"])
+        found = np.mean([np.abs(bounds - c).min() <= 1.0 for c in cuts])
+        assert found >= 0.8, (v.uri, cuts, bounds)
+        chosen = seg[seg["selected"]]
+        assert (chosen["end_s"] - chosen["start_s"]).sum() <= 0.15 * truth["duration_s"] + 0.5
+
+
+def test_duckdb_and_pandas_read_the_tables_as_they_are(demo):
+    _, out, _ = demo
+    n = duckdb.sql(f"select count(*) from read_parquet('{out}/summaries/*.parquet')").fetchall()[0][
+        0
+    ]
+    assert n == len(pd.read_parquet(out / "summaries")) == 3
+    caps = duckdb.sql(
+        f"select unnest(captions).text from read_parquet('{out}/summaries/*.parquet')"
+    ).fetchall()
+    assert caps and all(isinstance(c[0], str) for c in caps)
+
+
+def test_a_second_run_skips_everything_done_and_fail_on_error_sets_the_exit_status(demo):
+    samples, out, _ = demo
+    again = _vidgist(
+        "run",
+        "--input",
+        str(samples),
+        "--output",
+        str(out),
+        "--fail-on-error",
+        "ray.progress=false",
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "0 ok, 1 error, 3 skipped" in again.stdout
+
+
+def test_every_command_has_help_and_ray_job_entry_point_matches_run():
+    for args in (["--help"], ["samples", "--help"], ["run", "--help"], ["train", "--help"]):
+        assert _vidgist(*args).returncode == 0
+    helped = subprocess.run(
+        [sys.executable, "-m", "jobs.summarize", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "--input" in helped.stdout
+
+
+def test_a_bad_override_is_a_one_line_config_error():
+    bad = _vidgist("run", "--input", ".", "--output", "/tmp/x", "select.budgett=1", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("vidgist: config error:")
