@@ -50,7 +50,7 @@ class TrainConfig:
     work: str = ".vidgist-train"  # samples, features and logs go here
     out: str = str(REPO_CHECKPOINTS)  # where audio_rnn.pt and fusion.pt are written
     pipeline: str = "local.yaml"  # profile for the feature-extraction run
-    train_count: int = 40
+    train_count: int = 80
     test_count: int = 12
     train_seed: int = 101
     test_seed: int = 202
