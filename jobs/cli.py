@@ -69,8 +69,8 @@ def describe_outputs(store) -> str:
     lines = [f"outputs in {store.root} (committed runs only):"]
     for table in TABLES:
         frame = store.read_committed(table, ["run_id"])
-        lines.append(f"  {table + '/':<12} {len(frame):>6} rows")
-    summaries = store.read_committed("summaries", ["video_id", "text"])
+        lines.append(f"  {table + '/':<12} {len(frame):>6} row{'' if len(frame) == 1 else 's'}")
+    summaries = store.read_committed("summaries", ["video_id", "text"]).sort_values("video_id")
     if len(summaries):
         lines.append("first summary:")
         lines.append("  " + str(summaries.iloc[0]["text"]))

@@ -31,6 +31,7 @@ class VisualConfig:
     top_k: int = 5  # ImageNet labels kept per frame
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0  # init seed when weights is none
+    threads: int = 0  # CPU intra-op threads; 0 keeps torch's (Ray sets it from num_cpus)
 
 
 def imagenet_categories() -> list[str]:
@@ -135,6 +136,8 @@ class VisualEncoder:
     def __init__(self, cfg: VisualConfig | None = None):
         self.cfg = cfg or VisualConfig()
         self.device = pick_device(self.cfg.device)
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
         bb = build_backbone(self.cfg)
         self.trained = bb.trained
         self.version = f"{self.cfg.backbone}:{bb.weights_id}"

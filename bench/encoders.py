@@ -1,0 +1,137 @@
+"""Each model stage vs its bare model, frames per second, in one run.
+
+The bare model gets ready tensors (normalised, channels_last, batched); the stage gets
+what the pipeline hands it (uint8 windows, raw audio, per-video feature arrays) and
+does its own conversion, top-k labels, masking and chunking. The ratio is the price of
+the stage's plumbing. Runs wherever torch runs (`--device cuda` on a GPU machine).
+
+    python -m bench.encoders [--samples samples] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.common import ROOT, ensure_samples, save, timed
+from stages.audio import AudioConfig, AudioEncoder
+from stages.decode import DecodeConfig, Decoder
+from stages.devices import autocast
+from stages.fusion import FusionConfig, FusionScorer
+from stages.visual import VisualConfig, VisualEncoder
+
+
+def _windows(videos: list[Path], limit: int):
+    dec = Decoder(DecodeConfig())
+    out = []
+    for v in videos:
+        out.extend(dec.windows(str(v)))
+        if sum(w.n_frames for w in out) >= limit:
+            break
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _compare(bare, stage, frames: int, device: torch.device, repeat: int) -> dict:
+    """Frames per second of the bare model and of the stage, timed alike after a warm-up."""
+
+    def synced(fn):
+        def run():
+            fn()
+            _sync(device)
+
+        return run
+
+    synced(bare)()
+    t_bare, _ = timed(synced(bare), repeat)
+    t_stage, _ = timed(synced(stage), repeat)
+    return {
+        "bare_fps": frames / t_bare,
+        "stage_fps": frames / t_stage,
+        "stage_vs_bare": t_bare / t_stage,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--samples", default=str(ROOT / "samples"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--frames", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    windows = _windows(ensure_samples(Path(args.samples)), args.frames)
+    frames = np.concatenate([w.frames[: w.n_frames] for w in windows])[: args.frames]
+    n = len(frames)
+    result: dict = {"device": args.device, "frames": n, "threads": torch.get_num_threads()}
+
+    vis = VisualEncoder(VisualConfig(device=args.device, batch_size=args.batch))
+    dev = vis.device
+    x_all = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    x_all = (
+        ((x_all - vis._mean.cpu()) / vis._std.cpu())
+        .to(dev)
+        .contiguous(memory_format=torch.channels_last)
+    )
+
+    @torch.inference_mode()
+    def bare_visual():
+        for i in range(0, n, args.batch):
+            with autocast(dev):
+                vis.model(x_all[i : i + args.batch])
+
+    result["visual"] = _compare(bare_visual, lambda: vis.encode(frames), n, dev, args.repeat)
+
+    aud = AudioEncoder(AudioConfig(device=args.device))
+    wins = [w for w in windows if w.n_audio]
+    audio = np.stack([w.audio for w in wins])
+    n_audio = np.array([w.n_audio for w in wins])
+    a_frames = int(sum(w.n_frames for w in wins))
+    wave = torch.from_numpy(audio).to(dev)
+
+    @torch.inference_mode()
+    def bare_audio():
+        with autocast(dev):
+            aud.model.per_frame(wave, 32, aud.samples_per_frame)
+
+    def stage_audio():
+        aud.encode(audio, n_audio, 32)
+
+    result["audio"] = _compare(bare_audio, stage_audio, a_frames, dev, args.repeat)
+
+    fus = FusionScorer(FusionConfig(device=args.device))
+    feats = vis.encode(frames)[0]
+    afeat = np.zeros((n, 128), np.float32)
+    mask = np.zeros(n, bool)
+    v_t = torch.from_numpy(feats)[None].to(dev)
+    a_t = torch.from_numpy(afeat)[None].to(dev)
+    m_t = torch.from_numpy(mask)[None].to(dev)
+
+    @torch.inference_mode()
+    def bare_fusion():
+        with autocast(dev):
+            fus.model(v_t, a_t, m_t)
+
+    result["fusion"] = _compare(
+        bare_fusion, lambda: fus.score(feats, afeat, mask), n, dev, args.repeat
+    )
+
+    for k in ("visual", "audio", "fusion"):
+        r = result[k]
+        print(
+            f"{k:<7} bare {r['bare_fps']:9.1f} frames/s  stage {r['stage_fps']:9.1f} frames/s  "
+            f"stage at {r['stage_vs_bare']:.2f}x bare"
+        )
+    save(f"encoders-{args.device}", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
