@@ -183,7 +183,9 @@ def _config_json(cfg: VidgistConfig) -> str:
 def format_report(result: RunResult, width: int = 60) -> str:
     """A short per-video table for the end of a run."""
     if not len(result.report):
-        return "nothing to do: every input is already summarized with this model version"
+        if result.n_skipped:
+            return f"nothing to do: all {result.n_skipped} inputs are done with this model version"
+        return "no videos found in the input"
     lines = [f"{'status':<6} {'duration':>8} {'segs':>4} {'keyfr':>5} {'summary':>7}  video"]
     for r in result.report.itertuples():
         name = str(r.uri).rsplit("/", 1)[-1]

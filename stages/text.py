@@ -19,7 +19,9 @@ from stages.visual import imagenet_categories
 class TextConfig:
     label_min_prob: float = 0.3  # mean top-1 probability needed to name what a shot shows
     colour_min_fraction: float = 0.15  # a colour is named when it covers this much
-    motion_threshold: float = 0.004  # median grey-level change per sampled frame
+    # Median grey-level change per sampled frame; on the training clips moving-object
+    # shots have a median of 0.003 (95% above 0.0004) and static shots 0.0.
+    motion_threshold: float = 0.001
     silence_db: float = -50.0
     loud_db: float = -18.0
     noise_flatness: float = 0.3  # spectral flatness above this is noise, below is tonal
