@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, pipeline
+from bench import decode, encoders, long_video, pipeline
 
 
 def main() -> None:
@@ -12,6 +12,8 @@ def main() -> None:
     encoders.main([])
     print("\n== whole pipeline ==")
     pipeline.main([])
+    print("\n== one 10-minute video ==")
+    long_video.main([])
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
 
-def _object(rng: np.random.Generator, colour_exclude: set[str]) -> ObjectSpec:
+def random_object(rng: np.random.Generator, colour_exclude: set[str]) -> ObjectSpec:
     colours = [c for c in COLOURS if c not in colour_exclude]
     motion = _pick(rng, MOTIONS)
     size = float(rng.uniform(0.15, 0.3))
@@ -133,7 +133,7 @@ def _object(rng: np.random.Generator, colour_exclude: set[str]) -> ObjectSpec:
     return ObjectSpec(_pick(rng, SHAPES), _pick(rng, colours), size, start, end, motion)
 
 
-def _sound(rng: np.random.Generator, duration_s: float, kind: str | None = None) -> SoundSpec:
+def random_sound(rng: np.random.Generator, duration_s: float, kind: str | None = None) -> SoundSpec:
     kind = kind or _pick(rng, SOUNDS)
     if kind == "silence":
         return SoundSpec("silence")
@@ -192,8 +192,8 @@ def make_clip_spec(seed: int, index: int) -> ClipSpec:
         secondary = _pick(rng, [c for c in COLOURS if c != primary])
         background = _pick(rng, BACKGROUNDS)
         n_objects = int(rng.integers(0, 3))
-        objects = tuple(_object(rng, {primary}) for _ in range(n_objects))
-        sound = _sound(rng, duration)
+        objects = tuple(random_object(rng, {primary}) for _ in range(n_objects))
+        sound = random_sound(rng, duration)
         if not has_audio:
             sound = SoundSpec("silence")
         transition, dissolve = "cut", 0.0
