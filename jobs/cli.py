@@ -55,7 +55,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad profile or override is the user's to fix: say so in a line
         print(f"vidgist: config error: {exc}", file=sys.stderr)
         return 2
-    result = run_pipeline(cfg, args.input, args.output)
+    try:
+        result = run_pipeline(cfg, args.input, args.output)
+    except (FileNotFoundError, ValueError) as exc:
+        # Missing inputs or weights, an unknown backbone, a mismatched checkpoint: all are
+        # found before any work starts, and all are the user's to fix.
+        print(f"vidgist: error: {exc}", file=sys.stderr)
+        return 2
     print()
     print(format_report(result))
     print()
