@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["visual"] = _compare(bare_visual, lambda: vis.encode(frames), n, dev, args.repeat)
 
     aud = AudioEncoder(AudioConfig(device=args.device))
-    wins = [w for w in windows if w.n_audio]
+    wins = [w for w in windows if w.audio_to > w.audio_from]
     audio = np.stack([w.audio for w in wins])
-    n_audio = np.array([w.n_audio for w in wins])
+    spans = np.array([w.audio_from for w in wins]), np.array([w.audio_to for w in wins])
     a_frames = int(sum(w.n_frames for w in wins))
     wave = torch.from_numpy(audio).to(dev)
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
             aud.model.per_frame(wave, 32, aud.samples_per_frame)
 
     def stage_audio():
-        aud.encode(audio, n_audio, 32)
+        aud.encode(audio, *spans, 32)
 
     result["audio"] = _compare(bare_audio, stage_audio, a_frames, dev, args.repeat)
 

@@ -16,6 +16,7 @@ import torchaudio
 from torch import nn
 
 from stages import checkpoint as ckpt
+from stages.decode import samples_per_frame
 from stages.devices import autocast, pick_device, to_device
 
 AUDIO_EVENTS = ("silence", "tone", "noise", "chirp", "chord")
@@ -116,7 +117,7 @@ class AudioEncoder:
     def __init__(self, cfg: AudioConfig | None = None, sample_rate: int = 16000, fps: float = 2.0):
         self.cfg = cfg or AudioConfig()
         self.sample_rate = sample_rate
-        self.samples_per_frame = int(round(sample_rate / fps))
+        self.samples_per_frame = samples_per_frame(sample_rate, fps)
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)
         self.model = build_model(self.cfg, sample_rate)
@@ -131,11 +132,15 @@ class AudioEncoder:
 
     @torch.inference_mode()
     def encode(
-        self, audio: np.ndarray, n_audio: np.ndarray, n_frames: int
+        self, audio: np.ndarray, audio_from: np.ndarray, audio_to: np.ndarray, n_frames: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """[B, n_frames * spf] float32 -> features [B, n_frames, D], mask [B, n_frames]."""
         spf = self.samples_per_frame
-        mask = (np.arange(n_frames)[None, :] * spf) < np.asarray(n_audio)[:, None]
+        # A frame has audio when the middle of its slice of samples is real audio.
+        centre = (np.arange(n_frames)[None, :] + 0.5) * spf
+        mask = (centre >= np.asarray(audio_from)[:, None]) & (
+            centre < np.asarray(audio_to)[:, None]
+        )
         feats = np.zeros((len(audio), n_frames, self.feature_dim), np.float32)
         has = mask.any(1)
         if has.any():
@@ -148,7 +153,7 @@ class AudioEncoder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n_frames = batch["time_s"].shape[1]
-        feats, mask = self.encode(batch["audio"], batch["n_audio"], n_frames)
+        feats, mask = self.encode(batch["audio"], batch["audio_from"], batch["audio_to"], n_frames)
         out = {k: v for k, v in batch.items() if k != "audio"}
         out.update(audio_feat=feats, audio_mask=mask)
         return out

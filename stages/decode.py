@@ -30,6 +30,16 @@ class DecodeConfig:
     min_decoded_fraction: float = 0.9  # decoding less of the stated duration means truncated
 
 
+def samples_per_frame(sample_rate: int, fps: float) -> int:
+    """Audio samples per sampled frame; must be whole, or audio drifts from the frames."""
+    spf = sample_rate / fps
+    if abs(spf - round(spf)) > 1e-9:
+        raise ValueError(
+            f"decode.sample_rate / decode.fps must be whole, got {sample_rate} / {fps:g}"
+        )
+    return int(round(spf))
+
+
 @dataclass
 class Probe:
     duration_s: float
@@ -160,10 +170,12 @@ class _AudioCursor:
     def _pull(self) -> bool:
         for frame in self._frames:
             self.deadline.check()
-            chunks = [o.to_ndarray().reshape(-1) for o in self._resampler.resample(frame)]
-            if not self._started and frame.time is not None:
+            if not self._started:
+                if frame.time is None:
+                    continue  # cannot place audio without a timestamp; wait for one
                 self._buffer_start = int(round((frame.time - self._origin) * self.sr))
                 self._started = True
+            chunks = [o.to_ndarray().reshape(-1) for o in self._resampler.resample(frame)]
             if chunks:
                 self._buffer = np.concatenate([self._buffer, *chunks])
                 return True
@@ -175,8 +187,9 @@ class _AudioCursor:
                 return True
         return False
 
-    def take(self, i0: int, i1: int) -> tuple[np.ndarray, int]:
-        """Samples [i0, i1) (zeros where the stream has none) and how many were real."""
+    def take(self, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
+        """Samples [i0, i1), zeros where the stream has none, and the [from, to) offsets
+        within the span that hold real audio (from == to when there is none)."""
         while self._buffer_start + len(self._buffer) < i1 and self._pull():
             pass
         out = np.zeros(i1 - i0, dtype=np.float32)
@@ -188,8 +201,9 @@ class _AudioCursor:
         keep_from = max(0, i1 - self._buffer_start)
         self._buffer = self._buffer[keep_from:]
         self._buffer_start += keep_from
-        real = max(0, b - a)
-        return out, real
+        if b <= a:
+            return out, 0, 0
+        return out, a - i0, b - i0
 
 
 @dataclass
@@ -199,7 +213,8 @@ class Window:
     time_s: np.ndarray  # [window] float64, -1 in padding
     frames: np.ndarray  # [window, S, S, 3] uint8
     audio: np.ndarray  # [window * samples_per_frame] float32
-    n_audio: int  # real (not padded) audio samples
+    audio_from: int  # real audio lies in audio[audio_from:audio_to]; zeros elsewhere
+    audio_to: int
     lead_frame: np.ndarray | None  # the sampled frame just before this window (for motion)
 
 
@@ -208,7 +223,7 @@ class Decoder:
 
     def __init__(self, cfg: DecodeConfig | None = None):
         self.cfg = cfg or DecodeConfig()
-        self.samples_per_frame = int(round(self.cfg.sample_rate / self.cfg.fps))
+        self.samples_per_frame = samples_per_frame(self.cfg.sample_rate, self.cfg.fps)
 
     def windows(self, uri: str, meta: Probe | None = None) -> Iterator[Window]:
         cfg = self.cfg
@@ -254,13 +269,13 @@ class Decoder:
         batch[:n] = np.stack(frames)
         spf = self.samples_per_frame
         i0 = index * W * spf
+        samples, a, b = np.zeros(W * spf, dtype=np.float32), 0, 0
         if audio is not None:
-            samples, real = audio.take(i0, i0 + W * spf)
-            real = min(real, n * spf)
-            samples[n * spf :] = 0.0
-        else:
-            samples, real = np.zeros(W * spf, dtype=np.float32), 0
-        return Window(index, n, time_s, batch, samples, real, lead)
+            samples, a, b = audio.take(i0, i0 + W * spf)
+            b = min(b, n * spf)  # nothing past the last sampled frame
+            a = min(a, b)
+            samples[b:] = 0.0
+        return Window(index, n, time_s, batch, samples, a, b, lead)
 
     def __call__(self, row: dict) -> Iterator[dict]:
         """Rows for Ray Data's flat_map: one per window, or one error row for a bad video."""
@@ -296,7 +311,8 @@ class Decoder:
                     "time_s": w.time_s,
                     "frames": w.frames,
                     "audio": w.audio,
-                    "n_audio": w.n_audio,
+                    "audio_from": w.audio_from,
+                    "audio_to": w.audio_to,
                     "lead_frame": self._lead(w.lead_frame),
                     "has_lead": w.lead_frame is not None,
                 }
@@ -326,7 +342,8 @@ class Decoder:
             "time_s": np.full(W, -1.0),
             "frames": np.zeros((W, S, S, 3), dtype=np.uint8),
             "audio": np.zeros(W * self.samples_per_frame, dtype=np.float32),
-            "n_audio": 0,
+            "audio_from": 0,
+            "audio_to": 0,
             "lead_frame": self._lead(None),
             "has_lead": False,
         }

@@ -115,7 +115,7 @@ class Measurer:
         loud, pitch, flat = audio_measures(
             row["audio"], n, self.samples_per_frame, self.sample_rate, self.cfg.min_loudness_db
         )
-        if row["n_audio"] == 0:
+        if row["audio_to"] <= row["audio_from"]:
             loud[:] = self.cfg.min_loudness_db
             pitch[:] = 0.0
             flat[:] = 0.0

@@ -16,7 +16,7 @@ def window_batch(tiny_clip):
     rows = list(Decoder(DecodeConfig(window=8))({"uri": str(tiny_clip), "video_id": "v"}))
     return {
         k: np.stack([r[k] for r in rows])
-        for k in ("frames", "n_frames", "time_s", "audio", "n_audio")
+        for k in ("frames", "n_frames", "time_s", "audio", "audio_from", "audio_to")
     }
 
 
@@ -73,7 +73,7 @@ def test_audio_encoder_gives_one_vector_per_frame_and_masks_missing_audio(window
     mask = out["audio_mask"]
     assert mask[0].all() and mask[2, :2].all() and not mask[2, 2:].any()
     assert not out["audio_feat"][~mask].any()
-    silent = dict(window_batch, n_audio=np.zeros(3, dtype=np.int64))
+    silent = dict(window_batch, audio_to=np.zeros(3, dtype=np.int64))
     assert not AudioEncoder(AudioConfig(device="cpu", checkpoint="none"))(silent)[
         "audio_mask"
     ].any()
