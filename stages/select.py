@@ -7,7 +7,6 @@ capacity of floor(budget x duration), and summaries are compared at frame level.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -94,25 +93,35 @@ class Selector:
         return kts.segment(features, max_cps, min_len, max_len, cfg.max_steps, min_cps, fallback)
 
     def segments(self, time_s: np.ndarray, features: np.ndarray, duration_s: float) -> Segments:
-        """KTS segments, with pieces that fit the budget: depends on features, not scores."""
-        n = len(time_s)
-        cps = _split_long(self.change_points(features, duration_s), n, self._max_piece(duration_s))
-        first = np.concatenate([[0], cps]).astype(np.int64)
-        last = np.concatenate([cps, [n]]).astype(np.int64)
-        # A boundary lies between two sampled frames: put it half way.
-        mids = [(time_s[c - 1] + time_s[c]) / 2 for c in cps]
-        starts = np.array([0.0, *mids])
-        ends = np.array([*mids, max(duration_s, time_s[-1])])
-        return Segments(first, last, starts, ends, duration_s)
+        """KTS segments, split until each fits the budget: depends on features, not scores.
+
+        A shot longer than the whole summary could never be chosen; its pieces can.
+        """
+        # A container that states no duration (or too short a one) must not shrink the budget.
+        if duration_s < time_s[-1]:
+            duration_s = float(time_s[-1]) + 1.0 / self.fps
+        cps = self.change_points(features, duration_s)
+        capacity = self._capacity(duration_s)
+        while True:
+            seg = _segments(cps, time_s, duration_s)
+            heavy = (self._weights(seg) > capacity) & (seg.last_step - seg.first_step > 1)
+            if not heavy.any():
+                return seg
+            halves = (seg.first_step[heavy] + seg.last_step[heavy]) // 2
+            cps = np.unique(np.concatenate([cps, halves])).astype(np.int64)
+
+    def _weights(self, seg: Segments) -> np.ndarray:
+        return np.ceil((seg.ends - seg.starts) / self.cfg.resolution_s - 1e-9).astype(np.int64)
+
+    def _capacity(self, duration_s: float) -> int:
+        return int(math.floor(self.cfg.budget * duration_s / self.cfg.resolution_s + 1e-9))
 
     def choose(self, seg: Segments, importance: np.ndarray) -> Selection:
         """Score the segments and pick them under the budget; one keyframe per pick."""
         first, last = seg.first_step, seg.last_step
         scores = np.array([importance[a:b].mean() for a, b in zip(first, last, strict=True)])
-        res = self.cfg.resolution_s
-        weights = np.ceil((seg.ends - seg.starts) / res - 1e-9).astype(np.int64)
-        capacity = int(math.floor(self.cfg.budget * seg.duration_s / res + 1e-9))
-        selected = knapsack(scores, weights, capacity)
+        weights = self._weights(seg)
+        selected = knapsack(scores, weights, self._capacity(seg.duration_s))
         if not selected.any():
             # Too short for any piece to fit: keep the best shortest piece (at most one
             # sampled frame over budget) so that every video has a summary.
@@ -137,10 +146,6 @@ class Selector:
     ) -> Selection:
         return self.choose(self.segments(time_s, features, duration_s), importance)
 
-    def _max_piece(self, duration_s: float) -> int:
-        """Longest piece, in sampled frames, that fits the summary budget on its own."""
-        return max(1, int(math.floor(self.cfg.budget * duration_s * self.fps)))
-
     def __call__(self, row: dict) -> dict:
         features = row["visual"]
         if self.cfg.use_audio:
@@ -160,19 +165,13 @@ class Selector:
         }
 
 
-def _split_long(cps: np.ndarray, n: int, max_len: int) -> np.ndarray:
-    """Split segments longer than max_len steps into equal pieces, keeping every boundary.
-
-    A shot longer than the whole budget could never be chosen; its pieces can.
-    """
-    edges = [0, *cps.tolist(), n]
-    out: list[int] = []
-    for a, b in itertools.pairwise(edges):
-        pieces = -(-(b - a) // max_len)
-        out.extend(int(round(a + (b - a) * i / pieces)) for i in range(1, pieces))
-        if b != n:
-            out.append(b)
-    return np.array(out, dtype=np.int64)
+def _segments(cps: np.ndarray, time_s: np.ndarray, duration_s: float) -> Segments:
+    n = len(time_s)
+    first = np.concatenate([[0], cps]).astype(np.int64)
+    last = np.concatenate([cps, [n]]).astype(np.int64)
+    # A boundary lies between two sampled frames: put it half way.
+    mids = [(time_s[c - 1] + time_s[c]) / 2 for c in cps]
+    return Segments(first, last, np.array([0.0, *mids]), np.array([*mids, duration_s]), duration_s)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -135,6 +135,8 @@ class VisualEncoder:
 
     def __init__(self, cfg: VisualConfig | None = None):
         self.cfg = cfg or VisualConfig()
+        if not 1 <= self.cfg.top_k <= 1000:
+            raise ValueError(f"visual.top_k must be 1-1000, got {self.cfg.top_k}")
         self.device = pick_device(self.cfg.device)
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)

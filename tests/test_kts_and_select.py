@@ -83,3 +83,24 @@ def test_shots_longer_than_the_budget_are_split_into_pieces_that_fit():
     assert 20 in sel.first_step  # the real cut is kept
     assert (sel.last_step - sel.first_step).max() <= 6  # 15% of 20 s is 3 s = 6 frames
     assert sel.selected.any()
+
+
+def test_the_last_piece_of_a_long_final_shot_fits_the_budget_too():
+    # 20 s, two 10 s shots, everything important at the very end: the end must be choosable.
+    time_s = np.arange(40) / 2.0
+    x, _ = _planted([20, 20], seed=7)
+    importance = np.zeros(40)
+    importance[-3:] = 1.0
+    sel = Selector(SelectConfig(), fps=2.0).select(time_s, importance, x, 20.0)
+    chosen = np.flatnonzero(sel.selected)
+    assert sel.last_step[chosen].max() == 40
+    assert sel.selected_duration_s <= 3.0
+
+
+def test_a_video_whose_container_states_no_duration_uses_the_decoded_length():
+    time_s = np.arange(120) / 2.0
+    x, _ = _planted([40, 40, 40], seed=8)
+    sel = Selector(SelectConfig(), fps=2.0).select(time_s, np.linspace(0, 1, 120), x, 0.0)
+    assert sel.ends[-1] == 60.0
+    assert len(sel.starts) < 20  # the shots, split to fit 9 s: not one segment per frame
+    assert 0 < sel.selected_duration_s <= 9.0
