@@ -41,7 +41,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.config import load_config
     from pipeline.run import format_report, run_pipeline
-    from pipeline.store import Store
+    from pipeline.store import Store, StoreLocked
 
     overrides = list(args.overrides)
     if args.address:
@@ -57,9 +57,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = run_pipeline(cfg, args.input, args.output)
-    except (FileNotFoundError, ValueError) as exc:
-        # Missing inputs or weights, an unknown backbone, a mismatched checkpoint: all are
-        # found before any work starts, and all are the user's to fix.
+    except (FileNotFoundError, ValueError, StoreLocked) as exc:
+        # Missing inputs or weights, an unknown backbone, a mismatched checkpoint, another
+        # run on the same OUT: all are found before any work starts.
         print(f"vidgist: error: {exc}", file=sys.stderr)
         return 2
     print()

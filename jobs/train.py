@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
@@ -110,12 +109,12 @@ def _audio_windows(videos: list[Path], cfg: VidgistConfig) -> list[tuple[np.ndar
         truth = _truth(v)
         if not truth["has_audio"]:
             continue
+        spf = dec.samples_per_frame
         for w in dec.windows(str(v)):
-            n = min(w.n_frames, w.n_audio // dec.samples_per_frame)
-            if n:
-                out.append(
-                    (w.audio[: n * dec.samples_per_frame], _audio_labels(truth, w.time_s[:n]))
-                )
+            # The frames whose whole slice of samples is real audio.
+            k0, k1 = -(-w.audio_from // spf), min(w.n_frames, w.audio_to // spf)
+            if k1 > k0:
+                out.append((w.audio[k0 * spf : k1 * spf], _audio_labels(truth, w.time_s[k0:k1])))
     return out
 
 
@@ -205,22 +204,28 @@ def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: li
 
 def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, dict] | None:
     """Per-clip arrays (by canonical path) from committed features of these exact files and
-    encoder, or None unless every clip is there."""
+    encoder, or None unless every clip is there and its run decoded it completely."""
     store = Store(out)
-    runs = set(store.committed_runs()["run_id"])
-    if not runs:
+    ok = store.read_committed("videos", ["video_id", "fingerprint", "run_id", "status"])
+    ok = ok[ok["status"] == "ok"]
+    complete = set(zip(ok["video_id"], ok["fingerprint"], ok["run_id"], strict=True))
+    if not complete:
         return None
     table = pq.read_table(out / "features")
-    table = table.filter(pc.is_in(table["run_id"], pa.array(sorted(runs))))
     table = table.filter(pc.field("encoder_version") == encoder)
     clips = {}
     for src in make_sources([str(v.resolve()) for v in videos]):
         rows = table.filter(
             (pc.field("video_id") == src.video_id) & (pc.field("fingerprint") == src.fingerprint)
         )
-        if not len(rows):
+        runs = [
+            r
+            for r in set(rows["run_id"].to_pylist())
+            if (src.video_id, src.fingerprint, r) in complete
+        ]
+        if not runs:
             return None
-        newest = max(rows["run_id"].to_pylist())  # a clip encoded twice: take the last run
+        newest = max(runs)  # a clip encoded twice: take the last complete run
         clips[src.uri] = arrays_from_table(rows.filter(pc.field("run_id") == newest))
     return clips
 
@@ -269,9 +274,10 @@ def _clip(video: Path, arrays: dict) -> Clip:
     n = min(len(arrays["time_s"]), len(truth["gtscore"]))
     return Clip(
         video.name,
-        arrays["visual"][:n],
-        arrays["audio_feat"][:n],
-        arrays["audio_mask"][:n],
+        # Copies: arrays read from Arrow are read-only, and torch wants writable memory.
+        arrays["visual"][:n].copy(),
+        arrays["audio_feat"][:n].copy(),
+        arrays["audio_mask"][:n].copy(),
         arrays["time_s"][:n],
         np.asarray(truth["gtscore"][:n], dtype=np.float32),
         truth,

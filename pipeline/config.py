@@ -27,6 +27,17 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 class TaskResources:
     num_cpus: float = 1.0
     max_calls: int = 0  # recycle the worker process after this many tasks (0: never)
+    # Ray Data retries a task whose worker died forever by default; a file that crashes
+    # its decoder would then hang the run. After this many retries the block is dropped
+    # and its videos are reported as errors.
+    max_retries: int = 1
+
+    def remote_args(self) -> dict:
+        return {
+            "num_cpus": self.num_cpus,
+            "max_calls": self.max_calls or None,
+            "max_retries": self.max_retries,
+        }
 
 
 @dataclass

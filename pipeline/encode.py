@@ -34,7 +34,7 @@ def encode_plan(
     # Decode in CPU tasks that fan each video out into fixed windows: memory is bounded by
     # the window, long videos do not straggle, and workers are recycled every
     # `max_calls` tasks because native decoders can leak or wedge on hostile files.
-    decode_args = {"num_cpus": r.decode.num_cpus, "max_calls": r.decode.max_calls or None}
+    decode_args = r.decode.remote_args()
     ds = ds.flat_map(Lazy(Decoder, d), **decode_args)
     # Colour, motion and loudness are cheap numpy on the decoded window: same resources,
     # so Ray Data fuses this into the decode task and the window never leaves the worker.
@@ -64,4 +64,6 @@ def encode_plan(
     # them into the run's staging and return one small row per window for the driver.
     fingerprints = {it["video_id"]: it["fingerprint"] for it in items}
     writer = Lazy(FeatureWriter, out, run_id, encoder_version, visual_trained, fingerprints)
-    return ds.map_batches(writer, batch_size=r.write_batch, num_cpus=0.25)
+    return ds.map_batches(
+        writer, batch_size=r.write_batch, num_cpus=0.25, max_retries=r.decode.max_retries
+    )

@@ -101,11 +101,13 @@ class OutputWriter:
                 for name, rows in result_rows(s, self.run_id, self.model_version).items():
                     tables[name].extend(rows)
         name = f"{self.run_id}-{states[0]['video_id']}"
-        for table, rows in tables.items():
-            if rows:
-                self.store.stage(
-                    self.run_id, table, name, pa.Table.from_pylist(rows, schema=TABLES[table])
-                )
+        written = []
+        # videos last: a task that dies half-way never leaves an 'ok' row without results.
+        for table in ("segments", "scores", "keyframes", "summaries", "videos"):
+            if tables[table]:
+                rows = pa.Table.from_pylist(tables[table], schema=TABLES[table])
+                written.append(str(self.store.stage(self.run_id, table, name, rows)))
+        files = "\n".join(written)
         return {
             "video_id": np.array([s["video_id"] for s in states], dtype=object),
             "uri": np.array([s["uri"] for s in states], dtype=object),
@@ -119,4 +121,6 @@ class OutputWriter:
             "summary_s": np.array(
                 [s.get("summary_duration_s", 0.0) for s in states], dtype=np.float64
             ),
+            # Every row of the batch names the batch's files; the driver publishes only these.
+            "files": np.array([files] * len(states), dtype=object),
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 import ray
 from ray.data import DataContext
@@ -30,3 +31,6 @@ def ensure_ray(cfg: RayConfig) -> None:
     # instead of failing the run; the driver notices the missing windows or videos and
     # reports them as errors, so one hostile file never stops the others.
     ctx.max_errored_blocks = -1
+    # `max_retries` still travels through ray_remote_args, which Ray 2.60 marks as
+    # deprecated without a named replacement (pyproject pins ray below its removal).
+    warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=Warning)

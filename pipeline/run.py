@@ -11,12 +11,15 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.adapters import pack
 from pipeline.config import VidgistConfig, to_dict
 from pipeline.encode import encode_plan
 from pipeline.features import feature_dims
+from pipeline.outputs import video_row
 from pipeline.ray_runtime import ensure_ray
+from pipeline.schemas import VIDEOS
 from pipeline.sources import Source, list_inputs, make_sources, split_done
 from pipeline.store import Store
 from pipeline.summarize import summarize_plan
@@ -56,7 +59,7 @@ def new_run_id(now: datetime) -> str:
 def _collect_pass1(sources: list[Source], batches) -> dict[str, dict]:
     """Per video: probe, feature files, sampled-frame count, error (incl. lost windows)."""
     seen: dict[str, dict] = {
-        s.video_id: {"windows": set(), "last": None, "files": set(), "n_sampled": 0, "error": ""}
+        s.video_id: {"windows": {}, "last": None, "files": set(), "n_sampled": 0, "error": ""}
         for s in sources
     }
     for b in batches:
@@ -65,8 +68,8 @@ def _collect_pass1(sources: list[Source], batches) -> dict[str, dict]:
             if b["error"][i]:
                 v["error"] = v["error"] or str(b["error"][i])
             else:
-                v["windows"].add(int(b["window_index"][i]))
-                v["n_sampled"] += int(b["n_frames"][i])
+                # Keyed by window: a window delivered twice (a retried task) counts once.
+                v["windows"][int(b["window_index"][i])] = int(b["n_frames"][i])
                 if b["is_last"][i]:
                     v["last"] = int(b["window_index"][i])
                 if b["file"][i]:
@@ -75,11 +78,12 @@ def _collect_pass1(sources: list[Source], batches) -> dict[str, dict]:
                 if k not in v or (not v[k] and b[k][i]):
                     v[k] = b[k][i].item() if hasattr(b[k][i], "item") else b[k][i]
     for v in seen.values():
+        v["n_sampled"] = sum(v["windows"].values())
         if v["error"]:
             continue
         if not v["windows"]:
             v["error"] = "no output: its decode task failed repeatedly (worker crash?)"
-        elif v["last"] is None or v["windows"] != set(range(v["last"] + 1)):
+        elif v["last"] is None or set(v["windows"]) != set(range(v["last"] + 1)):
             v["error"] = "incomplete: windows were lost to a failed task"
     return seen
 
@@ -91,9 +95,19 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     encode_only: bool = False,
 ) -> RunResult:
-    """Process `inputs` into `out` and commit; `encode_only` stops after the features."""
-    t0 = time.monotonic()
+    """Process `inputs` into `out` and commit; `encode_only` stops after the features.
+
+    Holds OUT/.lock throughout, so two runs never share (or clean up) one output folder.
+    """
     store = Store(out)
+    with store.lock():
+        return _run(cfg, inputs, store, log, encode_only)
+
+
+def _run(
+    cfg: VidgistConfig, inputs: str, store: Store, log: Callable[[str], None], encode_only: bool
+) -> RunResult:
+    t0 = time.monotonic()
     for note in store.recover():
         log(note)
     started = datetime.now(timezone.utc)
@@ -106,56 +120,33 @@ def run_pipeline(
         log("note: visual.weights=none: the CNN is untrained and its labels are not used")
 
     sources = make_sources(list_inputs(inputs), cfg.run.content_hash)
-    done = set() if (cfg.run.force or encode_only) else store.done_videos(mversion)
+    fresh = cfg.run.force or encode_only
+    done = set() if fresh else store.video_status(mversion, "ok")
+    failed = set() if fresh else store.video_status(mversion, "error")
     todo, skipped = split_done(sources, done)
+    # Videos never tried go before ones that failed before: broken files that sort first
+    # must not take every slot of run.limit, run after run.
+    todo.sort(key=lambda s: (s.video_id, s.fingerprint) in failed)
     if cfg.run.limit and len(todo) > cfg.run.limit:
         log(f"{len(todo)} videos to do; this run takes the first {cfg.run.limit} (run.limit)")
         todo = todo[: cfg.run.limit]
     log(f"run {run_id}: {len(sources)} inputs, {len(todo)} to process, {len(skipped)} already done")
 
-    report = pd.DataFrame(columns=["video_id", "uri", "status", "error", "duration_s"])
+    report = pd.DataFrame(columns=REPORT_COLUMNS)
+    keep: set[str] = set()  # the staged files this run publishes
     if todo:
         ensure_ray(cfg.ray)
         items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in todo]
         log("pass 1/2: decode + encode")
         ds1 = encode_plan(items, cfg, str(store.root), run_id, enc_version, visual_trained)
         per_video = _collect_pass1(todo, ds1.iter_batches(batch_size=None, batch_format="numpy"))
-
-        states = []
-        for s in todo:
-            v = per_video[s.video_id]
-            state = {
-                "video_id": s.video_id,
-                "uri": s.uri,
-                "fingerprint": s.fingerprint,
-                "error": v["error"],
-                "n_sampled": v["n_sampled"],
-                "feature_files": sorted(v["files"]),
-                **{k: v.get(k) for k in PROBE_KEYS},
-            }
-            states.append({"video_id": s.video_id, "state": pack(state)})
-        files = sorted({f for v in per_video.values() if not v["error"] for f in v["files"]})
-        visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
-
+        states = [_state(s, per_video[s.video_id], cfg.decode.fps) for s in todo]
+        keep |= {f for v in per_video.values() for f in v["files"]}
         if encode_only:
-            report = pd.DataFrame(
-                {
-                    "video_id": [s.video_id for s in todo],
-                    "uri": [s.uri for s in todo],
-                    "status": ["error" if per_video[s.video_id]["error"] else "ok" for s in todo],
-                    "error": [per_video[s.video_id]["error"] for s in todo],
-                    "duration_s": [per_video[s.video_id].get("duration_s") or 0.0 for s in todo],
-                }
-            )
+            report = _write_video_rows(store, run_id, states, "features", keep)
         else:
             log("pass 2/2: fuse + select + keyframes + text")
-            ds2 = summarize_plan(
-                states, cfg, str(store.root), run_id, mversion, visual_dim, audio_dim
-            )
-            rows = [
-                pd.DataFrame(b) for b in ds2.iter_batches(batch_size=None, batch_format="numpy")
-            ]
-            report = pd.concat(rows, ignore_index=True) if rows else report
+            report = _summarize(cfg, store, run_id, mversion, states, keep, log)
         report = report.sort_values("uri", kind="stable").reset_index(drop=True)
 
     n_ok = int((report["status"] == "ok").sum())
@@ -172,8 +163,85 @@ def run_pipeline(
         "code_version": code_version(),
         "model_version": mversion,
     }
-    store.commit(run_id, run_row)
+    store.commit(run_id, run_row, keep)
     return RunResult(run_id, str(store.root), report, len(skipped), time.monotonic() - t0, mversion)
+
+
+def _state(source: Source, seen: dict, fps: float) -> dict:
+    """A video's pass-2 state from what pass 1 saw of it."""
+    state = {
+        "video_id": source.video_id,
+        "uri": source.uri,
+        "fingerprint": source.fingerprint,
+        "error": seen["error"],
+        "n_sampled": seen["n_sampled"],
+        "feature_files": sorted(seen["files"]),
+        **{k: seen.get(k) for k in PROBE_KEYS},
+    }
+    # Some containers state no duration (browser-recorded WebM), or less than they hold:
+    # then the decoded length counts (its last sample is at (n - 1) / fps).
+    n = seen["n_sampled"]
+    if (state.get("duration_s") or 0.0) < (n - 1) / fps:
+        state["duration_s"] = n / fps
+    return state
+
+
+def _summarize(cfg, store, run_id, mversion, states, keep, log) -> pd.DataFrame:
+    """Pass 2; any video whose result never came back becomes an error row."""
+    files = sorted({f for s in states if not s["error"] for f in s["feature_files"]})
+    visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
+    items = [{"video_id": s["video_id"], "state": pack(s)} for s in states]
+    ds2 = summarize_plan(items, cfg, str(store.root), run_id, mversion, visual_dim, audio_dim)
+    batches = [pd.DataFrame(b) for b in ds2.iter_batches(batch_size=None, batch_format="numpy")]
+    report = (
+        pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=REPORT_COLUMNS)
+    )
+    for listed in report.pop("files") if "files" in report else []:
+        keep.update(f for f in str(listed).split("\n") if f)
+    returned = set(report["video_id"])
+    lost = [dict(s, error=LOST_IN_PASS2) for s in states if s["video_id"] not in returned]
+    if lost:
+        log(f"{len(lost)} videos lost in pass 2 are reported as errors")
+        report = pd.concat(
+            [report, _write_video_rows(store, run_id, lost, "lost", keep)], ignore_index=True
+        )
+    return report
+
+
+LOST_IN_PASS2 = "no output: its summarize task failed repeatedly (worker crash?)"
+REPORT_COLUMNS = [
+    "video_id",
+    "uri",
+    "status",
+    "error",
+    "duration_s",
+    "n_segments",
+    "n_keyframes",
+    "summary_s",
+]
+
+
+def _write_video_rows(
+    store: Store, run_id: str, states: list[dict], tag: str, keep: set[str]
+) -> pd.DataFrame:
+    """Stage `videos` rows for states written by the driver; returns their report rows."""
+    rows = [video_row(s, run_id, datetime.now(timezone.utc)) for s in states]
+    path = store.stage(
+        run_id, "videos", f"{run_id}-{tag}", pa.Table.from_pylist(rows, schema=VIDEOS)
+    )
+    keep.add(str(path))
+    return pd.DataFrame(
+        {
+            "video_id": [s["video_id"] for s in states],
+            "uri": [s["uri"] for s in states],
+            "status": ["error" if s["error"] else "ok" for s in states],
+            "error": [s["error"] for s in states],
+            "duration_s": [s.get("duration_s") or 0.0 for s in states],
+            "n_segments": 0,
+            "n_keyframes": 0,
+            "summary_s": 0.0,
+        }
+    )
 
 
 def _config_json(cfg: VidgistConfig) -> str:

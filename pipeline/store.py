@@ -17,9 +17,11 @@ rolled forward by the next run from its journal. Readers that go through
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,12 @@ import pyarrow.parquet as pq
 from pipeline.schemas import RUNS, TABLES
 
 STAGING = "_staging"
+
+
+class StoreLocked(RuntimeError):
+    """Another run holds the output folder."""
+
+
 JOURNAL = "_commit.json"
 
 
@@ -57,15 +65,19 @@ class Store:
         write_parquet_atomic(rows.cast(TABLES[table]), path)
         return path
 
-    def commit(self, run_id: str, run_row: dict) -> None:
+    def commit(self, run_id: str, run_row: dict, keep: set[str] | None = None) -> None:
+        """Publish the run's staged files (only those in `keep`, when given) and its row.
+
+        `keep` lets the driver publish exactly the files its tasks reported as written: a
+        task that died half-way may have left a file that belongs to no finished video.
+        """
         staging = self.staging(run_id)
         staging.mkdir(parents=True, exist_ok=True)
+        kept = None if keep is None else {str(Path(k).resolve()) for k in keep}
         moves = [
-            [
-                str(p.relative_to(staging)),
-                str((self.root / p.relative_to(staging)).relative_to(self.root)),
-            ]
+            [str(p.relative_to(staging)), str(p.relative_to(staging))]
             for p in sorted(staging.glob("*/*.parquet"))
+            if kept is None or str(p.resolve()) in kept
         ]
         journal = {"run_id": run_id, "moves": moves, "run_row": _jsonable(run_row)}
         tmp = staging / f".{JOURNAL}.part"
@@ -120,13 +132,30 @@ class Store:
         frame = frame[frame["run_id"].isin(runs)]
         return frame[columns] if columns else frame
 
-    def done_videos(self, model_version: str) -> set[tuple[str, str]]:
-        """(video_id, fingerprint) pairs a committed run holds as ok with this model version."""
+    def video_status(self, model_version: str, status: str) -> set[tuple[str, str]]:
+        """(video_id, fingerprint) pairs that a full committed run with this model version
+        recorded with `status` ('ok' or 'error'). Features-only runs do not count."""
         videos = self.read_committed("videos", ["video_id", "fingerprint", "status", "run_id"])
         runs = self.committed_runs()
-        same = set(runs.loc[runs["model_version"] == model_version, "run_id"])
-        ok = videos[(videos["status"] == "ok") & videos["run_id"].isin(same)]
-        return set(zip(ok["video_id"], ok["fingerprint"], strict=True))
+        full = (runs["model_version"] == model_version) & (runs["status"] == "committed")
+        same = set(runs.loc[full, "run_id"])
+        rows = videos[(videos["status"] == status) & videos["run_id"].isin(same)]
+        return set(zip(rows["video_id"], rows["fingerprint"], strict=True))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold OUT/.lock for a run: a second run on the same OUT stops at once rather than
+        discarding the first one's staging as if it had crashed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreLocked(f"another vidgist run is writing to {self.root}") from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _jsonable(row: dict) -> dict:

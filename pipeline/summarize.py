@@ -37,7 +37,7 @@ def summarize_plan(
     audio_dim: int,
 ) -> Dataset:
     r = cfg.resources
-    task = {"num_cpus": r.summarize.num_cpus, "max_calls": r.summarize.max_calls or None}
+    task = r.summarize.remote_args()
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     writer = Lazy(OutputWriter, out, run_id, model_version)
     if not visual_dim:

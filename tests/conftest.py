@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jobs.samples import write_clip
@@ -78,7 +78,7 @@ def bad_inputs(clips_dir, tiny_clip) -> dict[str, Path]:
     empty = clips_dir / "empty.mp4"
     empty.write_bytes(b"")
     noise = clips_dir / "random.mp4"
-    noise.write_bytes(os.urandom(64_000))
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 64_000, dtype=np.uint8).tobytes())
     truncated = clips_dir / "truncated.mp4"
     data = tiny_clip.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])

@@ -109,18 +109,28 @@ def test_every_command_has_help_and_ray_job_entry_point_matches_run():
     assert helped.returncode == 0 and "--input" in helped.stdout
 
 
-def test_a_bad_override_is_a_one_line_config_error():
-    bad = _vidgist("run", "--input", ".", "--output", "/tmp/x", "select.budgett=1", check=False)
+def test_a_bad_override_is_a_one_line_config_error(tmp_path):
+    bad = _vidgist(
+        "run", "--input", ".", "--output", str(tmp_path), "select.budgett=1", check=False
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("vidgist: config error:")
 
 
-def test_a_missing_input_or_checkpoint_is_a_one_line_error():
-    missing = _vidgist("run", "--input", "/nonexistent/videos", "--output", "/tmp/x", check=False)
+def test_a_missing_input_or_checkpoint_is_a_one_line_error(tmp_path):
+    missing = _vidgist(
+        "run", "--input", "/nonexistent/videos", "--output", str(tmp_path), check=False
+    )
     assert (
         missing.returncode == 2
         and missing.stderr.strip() == "vidgist: error: input not found: /nonexistent/videos"
     )
     ckpt = _vidgist(
-        "run", "--input", ".", "--output", "/tmp/x", "fusion.checkpoint=/no/such.pt", check=False
+        "run",
+        "--input",
+        ".",
+        "--output",
+        str(tmp_path),
+        "fusion.checkpoint=/no/such.pt",
+        check=False,
     )
     assert ckpt.returncode == 2 and "checkpoint not found: /no/such.pt" in ckpt.stderr

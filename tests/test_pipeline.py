@@ -119,3 +119,71 @@ def test_a_run_that_dies_half_way_leaves_nothing_readable(
     assert result.n_ok == 1
     assert len(pd.read_parquet(tmp_path / "features")["run_id"].unique()) == 1
     assert np.isin(pd.read_parquet(tmp_path / "videos")["run_id"], [result.run_id]).all()
+
+
+def test_a_task_whose_worker_dies_drops_only_its_video(ray_session):
+    import ray
+
+    from pipeline.config import RayConfig, TaskResources
+    from pipeline.ray_runtime import ensure_ray
+    from pipeline.run import _collect_pass1
+    from pipeline.sources import Source
+
+    ensure_ray(RayConfig(progress=False))
+    receipt = {"error": "", "window_index": 0, "is_last": True, "n_frames": 4, "file": "f.parquet",
+               "duration_s": 2.0, "fps": 24.0, "width": 8, "height": 8, "video_codec": "h264",
+               "has_audio": False}  # fmt: skip
+
+    def decode_or_die(row):
+        if row["video_id"] == "crash":
+            os._exit(1)  # what a segfaulting native decoder does to its worker
+        yield {"video_id": row["video_id"], **receipt}
+
+    items = [{"video_id": v} for v in ("ok-1", "crash", "ok-2")]
+    ds = ray.data.from_items(items, override_num_blocks=3)
+    ds = ds.flat_map(decode_or_die, **TaskResources(num_cpus=0.5).remote_args())
+    sources = [Source(v["video_id"], f"/{v['video_id']}.mp4", "") for v in items]
+    seen = _collect_pass1(sources, ds.iter_batches(batch_size=None, batch_format="numpy"))
+    assert seen["ok-1"]["error"] == seen["ok-2"]["error"] == ""
+    assert seen["crash"]["error"].startswith("no output")
+
+
+def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
+    import pipeline.run as run_module
+    from pipeline.run import LOST_IN_PASS2, _summarize
+
+    returned = pd.DataFrame(
+        {"video_id": ["a"], "uri": ["/a.mp4"], "status": ["ok"], "error": [""], "duration_s": [1.0],
+         "n_segments": [1], "n_keyframes": [1], "summary_s": [0.1], "files": [""]}
+    )  # fmt: skip
+
+    class OnlyFirstReturns:
+        def iter_batches(self, **_):
+            yield {k: returned[k].to_numpy() for k in returned}
+
+    monkeypatch.setattr(run_module, "summarize_plan", lambda *a, **k: OnlyFirstReturns())
+    blank = {"fingerprint": "", "error": "", "feature_files": [], "n_sampled": 2}
+    states = [{"video_id": v, "uri": f"/{v}.mp4", **blank} for v in ("a", "b")]
+    keep: set[str] = set()
+    report = _summarize(load_config(None), Store(tmp_path), "r1", "m", states, keep, lambda _: None)
+    lost = report[report["video_id"] == "b"].iloc[0]
+    assert (lost["status"], lost["error"]) == ("error", LOST_IN_PASS2)
+    assert any("r1-lost" in f for f in keep)
+
+
+def test_videos_never_tried_go_before_ones_that_failed_when_the_run_is_limited(
+    ray_session, tmp_path, bad_inputs, tiny_clip
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in bad_inputs.values():
+        shutil.copy(p, folder / p.name)
+    cfg = load_config("local.yaml", local_overrides())
+    out = tmp_path / "out"
+    first = run_pipeline(cfg, str(folder), str(out), log=lambda _: None)
+    assert first.n_error == 3
+    shutil.copy(tiny_clip, folder / "zz-new.mp4")  # sorts after every failed file
+    limited = load_config("local.yaml", [*local_overrides(), "run.limit=1"])
+    second = run_pipeline(limited, str(folder), str(out), log=lambda _: None)
+    assert list(second.report["uri"].map(os.path.basename)) == ["zz-new.mp4"]
+    assert list(second.report["status"]) == ["ok"]

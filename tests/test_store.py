@@ -87,10 +87,38 @@ def test_done_videos_need_ok_status_same_fingerprint_and_model_version(tmp_path)
     store = Store(tmp_path)
     store.stage("r1", "videos", "r1-a", _video("a", "r1"))
     store.commit("r1", _run_row("r1"))
-    assert store.done_videos("m1") == {("a", "1-2")}
-    assert store.done_videos("m2") == set()
+    assert store.video_status("m1", "ok") == {("a", "1-2")}
+    assert store.video_status("m1", "error") == set()
+    assert store.video_status("m2", "ok") == set()
 
 
 def test_unknown_tables_are_refused(tmp_path):
     with pytest.raises(KeyError):
         Store(tmp_path).stage("r", "nope", "x", _video("a", "r"))
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_holds_it(tmp_path):
+    from pipeline.store import StoreLocked
+
+    with Store(tmp_path).lock():
+        blocked = Store(tmp_path).lock()
+        with pytest.raises(StoreLocked, match="another vidgist run"):
+            blocked.__enter__()
+    with Store(tmp_path).lock():  # released again
+        pass
+
+
+def test_commit_publishes_only_the_files_the_tasks_reported(tmp_path):
+    store = Store(tmp_path)
+    good = store.stage("r1", "videos", "r1-a", _video("a", "r1"))
+    store.stage("r1", "videos", "r1-half-written", _video("b", "r1"))  # from a task that died
+    store.commit("r1", _run_row("r1"), keep={str(good)})
+    assert list(pd.read_parquet(tmp_path / "videos")["video_id"]) == ["a"]
+    assert not (tmp_path / "_staging").exists()
+
+
+def test_features_only_runs_do_not_make_videos_done(tmp_path):
+    store = Store(tmp_path)
+    store.stage("r1", "videos", "r1-a", _video("a", "r1"))
+    store.commit("r1", {**_run_row("r1"), "status": "committed (features only)"})
+    assert store.video_status("m1", "ok") == set()
