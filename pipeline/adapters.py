@@ -2,11 +2,11 @@
 
 - `Lazy(cls, ...)`: a picklable function UDF for task pools; the stage is built on first
   use and then reused by every task that the same worker process runs.
-- `OnPayload(cls, ...)`: pass 2 carries each video's state as one pickled `state`
-  column (its arrays differ in length from video to video, and failed videos carry
-  fewer keys, which a columnar block cannot hold). It unpickles, runs the stage unless
-  the video has already failed, turns any exception into the video's one-line error,
-  and pickles the state again. Used as an actor class, or wrapped in Lazy for tasks.
+- `OnPayload((cls, ...), ...)`: pass 2 carries each video's state as one pickled
+  `state` column (its arrays differ in length from video to video, and failed videos
+  carry fewer keys, which a columnar block cannot hold). It unpickles, runs its stages
+  until the video fails, turns any exception into the video's one-line error, and
+  pickles the state again. Used as an actor class, or wrapped in Lazy for tasks.
 """
 
 from __future__ import annotations
@@ -36,17 +36,21 @@ class Lazy:
 
 
 class OnPayload:
-    def __init__(self, cls: type, *args: Any, **kwargs: Any):
-        self.stage = cls(*args, **kwargs)
-        self.name = cls.__name__
+    """Runs one or more stages, each given as (cls, *args), on a video's state in turn:
+    stages that share a task share one unpickle and one pickle."""
+
+    def __init__(self, *specs: tuple):
+        self.stages = [(cls.__name__, cls(*args)) for cls, *args in specs]
 
     def __call__(self, row: dict) -> dict:
-        state = pickle.loads(row["state"])
-        if not state.get("error"):
+        state = unpack(row["state"])
+        for name, stage in self.stages:
+            if state.get("error"):
+                break
             try:
-                state = self.stage(state)
+                state = stage(state)
             except Exception as exc:  # a bad video must never stop the others
-                state["error"] = f"{self.name}: {one_line(exc)}"
+                state["error"] = f"{name}: {one_line(exc)}"
         return {"video_id": row["video_id"], "state": pack(state)}
 
 

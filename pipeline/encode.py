@@ -62,8 +62,7 @@ def encode_plan(
 
     # Features are ~7 KB per sampled frame once the pixels are gone: light tasks write
     # them into the run's staging and return one small row per window for the driver.
-    fingerprints = {it["video_id"]: it["fingerprint"] for it in items}
-    writer = Lazy(FeatureWriter, out, run_id, encoder_version, visual_trained, fingerprints)
+    writer = Lazy(FeatureWriter, out, run_id, encoder_version, visual_trained)
     return ds.map_batches(
         writer, batch_size=r.write_batch, num_cpus=0.25, max_retries=r.decode.max_retries
     )

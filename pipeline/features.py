@@ -55,19 +55,11 @@ class FeatureWriter:
     per video, whether every window arrived and where its features are.
     """
 
-    def __init__(
-        self,
-        out: str,
-        run_id: str,
-        encoder_version: str,
-        visual_trained: bool,
-        fingerprints: dict[str, str],
-    ):
+    def __init__(self, out: str, run_id: str, encoder_version: str, visual_trained: bool):
         self.store = Store(out)
         self.run_id = run_id
         self.encoder_version = encoder_version
         self.visual_trained = visual_trained
-        self.fingerprints = fingerprints
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n_rows = len(batch["video_id"])
@@ -98,9 +90,7 @@ class FeatureWriter:
         n = [int(batch["n_frames"][i]) for i in rows]
         cols: dict[str, pa.Array] = {
             "video_id": pa.array([str(batch["video_id"][i]) for i in rows]),
-            "fingerprint": pa.array(
-                [self.fingerprints.get(str(batch["video_id"][i]), "") for i in rows]
-            ),
+            "fingerprint": pa.array([str(batch["fingerprint"][i]) for i in rows]),
             "run_id": pa.array([self.run_id] * len(rows)),
             "encoder_version": pa.array([self.encoder_version] * len(rows)),
             "visual_trained": pa.array([self.visual_trained] * len(rows)),

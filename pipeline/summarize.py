@@ -9,7 +9,7 @@ from __future__ import annotations
 import ray
 from ray.data import ActorPoolStrategy, Dataset
 
-from pipeline.adapters import Lazy, OnPayload, pack, unpack
+from pipeline.adapters import Lazy, OnPayload
 from pipeline.config import VidgistConfig
 from pipeline.features import FeatureLoader
 from pipeline.outputs import OutputWriter
@@ -17,14 +17,6 @@ from stages.fusion import FusionScorer
 from stages.keyframes import KeyframeExtractor
 from stages.select import Selector
 from stages.text import TextWriter
-
-
-def _drop_heavy(row: dict) -> dict:
-    """After selection nothing needs the feature matrices: stop shipping them."""
-    state = unpack(row["state"])
-    for key in ("visual", "audio_feat"):
-        state.pop(key, None)
-    return {"video_id": row["video_id"], "state": pack(state)}
 
 
 def summarize_plan(
@@ -44,19 +36,21 @@ def summarize_plan(
         # Every video failed in pass 1: there is nothing to fuse, only error rows to write.
         return ds.map_batches(writer, batch_size=r.write_batch, **task)
     # Reading a video's windows back is I/O on small files: a light task.
-    ds = ds.map(Lazy(OnPayload, FeatureLoader), **task)
+    ds = ds.map(Lazy(OnPayload, (FeatureLoader,)), **task)
     # Fusion holds a model: an actor pool, on GPUs where the config gives them.
     ds = ds.map(
         OnPayload,
-        fn_constructor_args=(FusionScorer, cfg.fusion, visual_dim, audio_dim),
+        fn_constructor_args=((FusionScorer, cfg.fusion, visual_dim, audio_dim),),
         compute=ActorPoolStrategy(min_size=r.fusion.min_size, max_size=r.fusion.max_size),
         num_cpus=r.fusion.num_cpus,
         num_gpus=r.fusion.num_gpus,
     )
-    # Selection, keyframe decoding, text and writing are CPU work per video; with equal
-    # resources Ray Data fuses them into one task, so a video's state moves once.
-    ds = ds.map(Lazy(OnPayload, Selector, cfg.select, cfg.decode.fps), **task)
-    ds = ds.map(_drop_heavy, **task)
-    ds = ds.map(Lazy(OnPayload, KeyframeExtractor, cfg.keyframes), **task)
-    ds = ds.map(Lazy(OnPayload, TextWriter, cfg.text), **task)
+    # Selection, keyframe decoding and text are CPU work per video: one task runs them in
+    # turn on one unpickled state, and Ray Data fuses the writer into the same task.
+    cpu_stages = (
+        (Selector, cfg.select, cfg.decode.fps),
+        (KeyframeExtractor, cfg.keyframes),
+        (TextWriter, cfg.text),
+    )
+    ds = ds.map(Lazy(OnPayload, *cpu_stages), **task)
     return ds.map_batches(writer, batch_size=r.write_batch, **task)

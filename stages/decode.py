@@ -49,9 +49,11 @@ class Probe:
     video_codec: str
     has_audio: bool
     rotation: int  # degrees counter-clockwise that the frames are turned for display
+    start_s: float = 0.0  # the video stream's first timestamp; vidgist's times count from it
 
 
-def _display_size(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
+def display_size(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
+    """(width, height) as a player shows the stream: pixel aspect ratio and rotation applied."""
     w, h = stream.codec_context.width, stream.codec_context.height
     sar = stream.sample_aspect_ratio
     if sar and sar.numerator and sar != 1:
@@ -61,11 +63,14 @@ def _display_size(stream: av.video.stream.VideoStream, rotation: int) -> tuple[i
     return w, h
 
 
-def _rotation_of(container: av.container.InputContainer) -> int:
-    """Display rotation from the first frame's display matrix (0 when there is none)."""
-    for frame in container.decode(video=0):
-        return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
-    return 0
+def rotation_of(frame: av.VideoFrame) -> int:
+    """Display rotation from a frame's display matrix, to the nearest quarter turn."""
+    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+
+
+def stream_origin(stream: av.video.stream.VideoStream) -> float:
+    """The stream's first timestamp (s): vidgist's times count from it."""
+    return float(stream.start_time * stream.time_base) if stream.start_time else 0.0
 
 
 def probe(uri: str) -> Probe:
@@ -82,9 +87,11 @@ def probe(uri: str) -> Probe:
             duration = float(stream.duration * stream.time_base)
         has_audio = bool(container.streams.audio)
         codec = stream.codec_context.name
-        rotation = _rotation_of(container)
-        width, height = _display_size(stream, rotation)
-    return Probe(duration, float(rate) if rate else 0.0, width, height, codec, has_audio, rotation)
+        rotation = next((rotation_of(f) for f in container.decode(stream)), 0)
+        width, height = display_size(stream, rotation)
+        origin = stream_origin(stream)
+    rate = float(rate) if rate else 0.0
+    return Probe(duration, rate, width, height, codec, has_audio, rotation, origin)
 
 
 def rotate_for_display(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -94,10 +101,9 @@ def rotate_for_display(image: np.ndarray, rotation: int) -> np.ndarray:
 
 
 class _Deadline:
-    def __init__(self, seconds: float, uri: str):
+    def __init__(self, seconds: float):
         self.end = time.monotonic() + seconds
         self.seconds = seconds
-        self.uri = uri
 
     def check(self) -> None:
         if time.monotonic() > self.end:
@@ -115,7 +121,7 @@ def _sampled_frames(
         stream.thread_type = "AUTO"
         if cfg.threads:
             stream.codec_context.thread_count = cfg.threads
-        origin = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+        origin = stream_origin(stream)
         rate = stream.average_rate or stream.guessed_rate
         default_dt = 1.0 / float(rate) if rate else step
         k = 0
@@ -228,14 +234,9 @@ class Decoder:
     def windows(self, uri: str, meta: Probe | None = None) -> Iterator[Window]:
         cfg = self.cfg
         meta = meta or probe(uri)
-        deadline = _Deadline(cfg.timeout_s, uri)
+        deadline = _Deadline(cfg.timeout_s)
         W = cfg.window
-        audio = None
-        if meta.has_audio:
-            with av.open(uri) as c:
-                vs = c.streams.video[0]
-                origin = float(vs.start_time * vs.time_base) if vs.start_time else 0.0
-            audio = _AudioCursor(uri, cfg, origin, deadline)
+        audio = _AudioCursor(uri, cfg, meta.start_s, deadline) if meta.has_audio else None
         try:
             index = 0
             times: list[float] = []
@@ -280,7 +281,8 @@ class Decoder:
     def __call__(self, row: dict) -> Iterator[dict]:
         """Rows for Ray Data's flat_map: one per window, or one error row for a bad video."""
         uri = row["uri"]
-        base = {"video_id": row["video_id"], "uri": uri}
+        # Identity travels with every window, so sinks need no lookup table of videos.
+        base = {"video_id": row["video_id"], "uri": uri, "fingerprint": row.get("fingerprint", "")}
         try:
             meta = probe(uri)
         except Exception as exc:  # any failure to open is the input's fault

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchvision.io import encode_jpeg
 
-from stages.decode import probe, rotate_for_display
+from stages.decode import display_size, rotate_for_display, rotation_of, stream_origin
 
 
 @dataclass
@@ -39,13 +39,12 @@ class KeyframeExtractor:
 
     def frames_at(self, uri: str, times: list[float]) -> list[np.ndarray]:
         """RGB images (display size and orientation) on screen at each time (s)."""
-        meta = probe(uri)
         out: dict[float, np.ndarray] = {}
         with av.open(uri) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             tb = stream.time_base
-            origin = float(stream.start_time * tb) if stream.start_time else 0.0
+            origin = stream_origin(stream)
             for t in sorted(set(times)):
                 container.seek(int((t + origin) / tb), stream=stream, backward=True)
                 chosen = None
@@ -57,7 +56,8 @@ class KeyframeExtractor:
                     chosen = frame
                 if chosen is None:
                     raise ValueError(f"no frame at {t:.3f} s")
-                out[t] = self._display(chosen, meta.width, meta.height, meta.rotation)
+                rotation = rotation_of(chosen)
+                out[t] = self._display(chosen, *display_size(stream, rotation), rotation)
         return [out[t] for t in times]
 
     @staticmethod
