@@ -13,8 +13,10 @@ import argparse
 from pathlib import Path
 
 from bench.common import ROOT, ensure_samples, save, timed
-from stages.decode import DecodeConfig, Decoder, probe
-from stages.reference import audio_mono, sampled_frames
+from bench.reference import audio_mono, sampled_frames
+from pipeline.sources import make_sources
+from stages.decode import Decoder, probe
+from stages.settings import DecodeConfig
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -26,11 +28,11 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = DecodeConfig()
     dec = Decoder(cfg)
     rows, ours_total, ref_total, seconds = [], 0.0, 0.0, 0.0
-    for v in videos:
+    for v, source in zip(videos, make_sources([str(v) for v in videos]), strict=True):
         meta = probe(str(v))
 
-        def ours(v=v):
-            return sum(w.n_frames for w in dec.windows(str(v)))
+        def ours(ref=source):
+            return sum(int(w.n_frames[0]) for w in dec.windows(ref))
 
         def ref(v=v, has_audio=meta.has_audio):
             n = len(sampled_frames(str(v), cfg.fps, cfg.frame_size))

@@ -11,27 +11,31 @@ the stage's plumbing. Runs wherever torch runs (`--device cuda` on a GPU machine
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bench.common import ROOT, ensure_samples, save, timed
-from stages.audio import AudioConfig, AudioEncoder
-from stages.decode import DecodeConfig, Decoder
+from pipeline.sources import make_sources
+from stages.audio import AudioEncoder
+from stages.decode import Decoder
 from stages.devices import autocast
-from stages.fusion import FusionConfig, FusionScorer
-from stages.visual import VisualConfig, VisualEncoder
+from stages.fusion import FusionScorer
+from stages.records import Windows
+from stages.settings import AudioConfig, DecodeConfig, FusionConfig, VisualConfig
+from stages.visual import VisualEncoder
 
 
-def _windows(videos: list[Path], limit: int):
+def _windows(videos: list[Path], limit: int) -> Windows:
     dec = Decoder(DecodeConfig())
     out = []
-    for v in videos:
-        out.extend(dec.windows(str(v)))
-        if sum(w.n_frames for w in out) >= limit:
+    for ref in make_sources([str(v) for v in videos]):
+        out.extend(dec.windows(ref))
+        if sum(int(w.n_frames[0]) for w in out) >= limit:
             break
-    return out
+    return Windows.concat(out)
 
 
 def _sync(device: torch.device) -> None:
@@ -68,7 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
     windows = _windows(ensure_samples(Path(args.samples)), args.frames)
-    frames = np.concatenate([w.frames[: w.n_frames] for w in windows])[: args.frames]
+    frames = np.concatenate([f[:n] for f, n in zip(windows.frames, windows.n_frames, strict=True)])[
+        : args.frames
+    ]
     n = len(frames)
     result: dict = {"device": args.device, "frames": n, "threads": torch.get_num_threads()}
 
@@ -90,10 +96,10 @@ def main(argv: list[str] | None = None) -> dict:
     result["visual"] = _compare(bare_visual, lambda: vis.encode(frames), n, dev, args.repeat)
 
     aud = AudioEncoder(AudioConfig(device=args.device))
-    wins = [w for w in windows if w.audio_to > w.audio_from]
-    audio = np.stack([w.audio for w in wins])
-    spans = np.array([w.audio_from for w in wins]), np.array([w.audio_to for w in wins])
-    a_frames = int(sum(w.n_frames for w in wins))
+    has = windows.wave_to > windows.wave_from
+    audio = windows.wave[has]
+    spans = windows.wave_from[has], windows.wave_to[has]
+    a_frames = int(windows.n_frames[has].sum())
     wave = torch.from_numpy(audio).to(dev)
 
     @torch.inference_mode()
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     result["audio"] = _compare(bare_audio, stage_audio, a_frames, dev, args.repeat)
 
-    fus = FusionScorer(FusionConfig(device=args.device))
+    widths = replace(DecodeConfig().shared(), visual_dim=vis.feature_dim, audio_dim=128)
+    fus = FusionScorer(FusionConfig(device=args.device), widths)
     feats = vis.encode(frames)[0]
     afeat = np.zeros((n, 128), np.float32)
     mask = np.zeros(n, bool)

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 
 from bench.common import ROOT, ensure_samples, run_measured, save
-from stages.decode import DecodeConfig
-from stages.reference import sampled_frames
-from stages.visual import VisualConfig, VisualEncoder
+from bench.reference import sampled_frames
+from stages.settings import DecodeConfig, VisualConfig
+from stages.visual import VisualEncoder
 
 
 def bare_reference(videos: list[Path]) -> dict:

@@ -39,9 +39,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # Only the config (torch-free) is imported before it is checked: a typo in a key is
+    # reported in well under a second, before torch and Ray load.
     from pipeline.config import load_config
-    from pipeline.run import format_report, run_pipeline
-    from pipeline.store import Store, StoreLocked
 
     overrides = list(args.overrides)
     if args.address:
@@ -55,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad profile or override is the user's to fix: say so in a line
         print(f"vidgist: config error: {exc}", file=sys.stderr)
         return 2
+    from pipeline.run import format_report, run_pipeline
+    from pipeline.store import Store, StoreLocked
+
     try:
         result = run_pipeline(cfg, args.input, args.output)
     except (FileNotFoundError, ValueError, StoreLocked) as exc:

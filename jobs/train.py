@@ -28,8 +28,8 @@ from torch import nn
 
 from jobs.samples import VERSION as SAMPLES_VERSION
 from jobs.samples import generate_samples
-from pipeline.config import CONF_DIR, VidgistConfig, load_config
-from pipeline.features import arrays_from_table
+from pipeline.config import VidgistConfig, find_profile, load_config
+from pipeline.features import features_from_table
 from pipeline.run import run_pipeline
 from pipeline.sources import canonical_uri, make_sources
 from pipeline.store import Store
@@ -39,7 +39,9 @@ from stages import checkpoint as ckpt
 from stages import fusion as fusion_stage
 from stages.decode import Decoder
 from stages.metrics import kendall_tau, machine_summary, spearman_rho, summary_f1
+from stages.records import Features
 from stages.select import Selector
+from stages.shots import KTSShots
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "stages" / "checkpoints"
 
@@ -104,17 +106,19 @@ def _audio_labels(truth: dict, times: np.ndarray) -> np.ndarray:
 def _audio_windows(videos: list[Path], cfg: VidgistConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """(audio samples, per-frame labels) for every window of every clip with audio."""
     dec = Decoder(cfg.decode)
+    spf = dec.samples_per_frame
     out = []
-    for v in videos:
+    for v, src in zip(videos, make_sources([str(v) for v in videos]), strict=True):
         truth = _truth(v)
         if not truth["has_audio"]:
             continue
-        spf = dec.samples_per_frame
-        for w in dec.windows(str(v)):
+        for w in dec.windows(src):
             # The frames whose whole slice of samples is real audio.
-            k0, k1 = -(-w.audio_from // spf), min(w.n_frames, w.audio_to // spf)
+            k0 = -(-int(w.wave_from[0]) // spf)
+            k1 = min(int(w.n_frames[0]), int(w.wave_to[0]) // spf)
             if k1 > k0:
-                out.append((w.audio[k0 * spf : k1 * spf], _audio_labels(truth, w.time_s[k0:k1])))
+                wave, times = w.wave[0, k0 * spf : k1 * spf], w.time_s[0, k0:k1]
+                out.append((wave, _audio_labels(truth, times)))
     return out
 
 
@@ -143,7 +147,7 @@ def _audio_accuracy(model, head, data, spf) -> tuple[float, dict[str, float]]:
 def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: list[Path]) -> Path:
     rng = np.random.default_rng(tc.seed)
     torch.manual_seed(tc.seed)
-    spf = int(round(cfg.decode.sample_rate / cfg.decode.fps))
+    spf = cfg.decode.shared().samples_per_frame
     train_data = _audio_windows(train, cfg)
     test_data = _audio_windows(test, cfg)
     model = audio_stage.build_model(cfg.audio, cfg.decode.sample_rate)
@@ -202,7 +206,7 @@ def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: li
 # ---------------------------------------------------------------- features
 
 
-def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, dict] | None:
+def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, Features] | None:
     """Per-clip arrays (by canonical path) from committed features of these exact files and
     encoder, or None unless every clip is there and its run decoded it completely."""
     store = Store(out)
@@ -226,11 +230,13 @@ def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, d
         if not runs:
             return None
         newest = max(runs)  # a clip encoded twice: take the last complete run
-        clips[src.uri] = arrays_from_table(rows.filter(pc.field("run_id") == newest))
+        clips[src.uri] = features_from_table(rows.filter(pc.field("run_id") == newest))
     return clips
 
 
-def extract_features(tc: TrainConfig, cfg: VidgistConfig, videos: list[Path]) -> dict[str, dict]:
+def extract_features(
+    tc: TrainConfig, cfg: VidgistConfig, videos: list[Path]
+) -> dict[str, Features]:
     """Pass 1 of the real pipeline over the clips; returns per-clip arrays by canonical path.
 
     The features table is a cache: clips already encoded with the same encoder are reused.
@@ -269,16 +275,16 @@ class Clip:
     truth: dict
 
 
-def _clip(video: Path, arrays: dict) -> Clip:
+def _clip(video: Path, f: Features) -> Clip:
     truth = _truth(video)
-    n = min(len(arrays["time_s"]), len(truth["gtscore"]))
+    n = min(len(f.time_s), len(truth["gtscore"]))
     return Clip(
         video.name,
         # Copies: arrays read from Arrow are read-only, and torch wants writable memory.
-        arrays["visual"][:n].copy(),
-        arrays["audio_feat"][:n].copy(),
-        arrays["audio_mask"][:n].copy(),
-        arrays["time_s"][:n],
+        f.visual[:n].copy(),
+        f.audio[:n].copy(),
+        f.audio_mask[:n].copy(),
+        f.time_s[:n],
         np.asarray(truth["gtscore"][:n], dtype=np.float32),
         truth,
     )
@@ -297,7 +303,7 @@ def _val_loss(model, clips: list[Clip]) -> float:
     model.eval()
     with torch.inference_mode():
         losses = [
-            float(nn.functional.mse_loss(model(*_tensors(c)[:3])[0], _tensors(c)[3])) for c in clips
+            float(nn.functional.mse_loss(model(*_tensors(c)[:3]), _tensors(c)[3])) for c in clips
         ]
     model.train()
     return float(np.mean(losses))
@@ -318,7 +324,7 @@ def train_fusion(tc: TrainConfig, cfg: VidgistConfig, clips: list[Clip]) -> nn.M
     for epoch in range(tc.fusion_epochs):
         for i in rng.permutation(len(fit)):
             v, a, m, y = _tensors(fit[i])
-            loss = nn.functional.mse_loss(model(v, a, m)[0], y)
+            loss = nn.functional.mse_loss(model(v, a, m), y)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -341,7 +347,9 @@ def train_fusion(tc: TrainConfig, cfg: VidgistConfig, clips: list[Clip]) -> nn.M
 
 def evaluate(clips: list[Clip], cfg: VidgistConfig, scorer, trials: int = 1) -> dict[str, float]:
     """Mean over clips (and trials) of F1 (mean/max over annotators), tau and rho."""
-    selector = Selector(cfg.select, cfg.decode.fps)
+    # The SumMe/TVSum protocol: KTS over the whole video, then the knapsack.
+    shared = cfg.decode.shared()
+    shots, selector = KTSShots(cfg.shots, shared), Selector(cfg.select, shared)
     rows = []
     for c in clips:
         truth = c.truth
@@ -350,12 +358,15 @@ def evaluate(clips: list[Clip], cfg: VidgistConfig, scorer, trials: int = 1) -> 
             if "frame_times" in truth
             else np.arange(truth["n_frames"]) / truth["fps"]
         )
-        seg = selector.segments(c.time_s, c.visual, truth["duration_s"])
+        seg = shots.segments(c.time_s, c.visual, truth["duration_s"])
+        seg = selector.fit_budget(seg, c.time_s)
         users = np.asarray(truth["user_summary"])
         for trial in range(trials):
             importance = scorer(c, trial)
             sel = selector.choose(seg, importance)
-            machine = machine_summary(frame_times, sel.starts, sel.ends, sel.selected)
+            machine = machine_summary(
+                frame_times, sel.segments.starts, sel.segments.ends, sel.selected
+            )
             f1_mean, f1_max = summary_f1(machine, users)
             rows.append(
                 (
@@ -381,14 +392,14 @@ def main(argv: list[str] | None = None) -> int:
         "their checkpoints (with held-out metrics) to stages/checkpoints.",
     )
     parser.add_argument(
-        "--config", default=str(CONF_DIR / "train.yaml"), help="training profile (YAML)"
+        "--config", default="train.yaml", help="training profile (YAML; default: the shipped one)"
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the training profile")
     args = parser.parse_args(argv)
     tc: TrainConfig = OmegaConf.to_object(
         OmegaConf.merge(
             OmegaConf.structured(TrainConfig),
-            OmegaConf.load(args.config),
+            OmegaConf.load(find_profile(args.config)),
             OmegaConf.from_dotlist(args.overrides),
         )
     )
@@ -410,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def predict(c: Clip, _trial: int) -> np.ndarray:
         with torch.inference_mode():
-            return model(*_tensors(c)[:3])[0][0].numpy()
+            return model(*_tensors(c)[:3])[0].numpy()
 
     def random_scores(c: Clip, trial: int) -> np.ndarray:
         return (

@@ -1,62 +1,144 @@
-"""How plain stages become Ray Data UDFs, without the stages knowing.
+"""One adapter turns any stage (stages/base.py) into its Ray Data call, without the stage
+knowing: the plans list stages and the resources they run with, nothing else.
 
-- `Lazy(cls, ...)`: a picklable function UDF for task pools; the stage is built on first
-  use and then reused by every task that the same worker process runs.
-- `OnPayload((cls, ...), ...)`: pass 2 carries each video's state as one pickled
-  `state` column (its arrays differ in length from video to video, and failed videos
-  carry fewer keys, which a columnar block cannot hold). It unpickles, runs its stages
-  until the video fails, turns any exception into the video's one-line error, and
-  pickles the state again. Used as an actor class, or wrapped in Lazy for tasks.
+- `source` stages (the decoder), optionally followed by `windows` stages that then run in
+  the same task on each window as it is decoded: `map_batches` over one video per call,
+  yielding one window at a time so memory is bounded by the window.
+- `windows` stages: `map_batches` over `resources.batch_size` windows, as columns that
+  `Windows.from_columns` / `to_columns` turn into the typed batch and back.
+- `video` stages: `map` over one row per video that carries its pickled `VideoRecord`
+  (arrays differ in length per video, which a columnar block cannot hold). Stages given
+  together share one unpickle; an exception becomes the record's error for that stage,
+  and a failed record skips the stages after it.
+
+`resources.pool` picks a task pool (stages built on first use in each worker process,
+kept for the next tasks of the same plan) or an actor pool (built once per actor).
 """
 
 from __future__ import annotations
 
 import pickle
 import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from ray.data import ActorPoolStrategy, Dataset
+
+from pipeline.config import StageResources
+from stages.base import Stage
 from stages.errors import one_line
+from stages.records import VideoRecord, VideoRef, Windows
+from stages.settings import Shared
 
-_BUILT: dict[str, Any] = {}
+
+@dataclass
+class Bound:
+    """A stage class with what builds it: its config section and the shared facts."""
+
+    cls: type[Stage]
+    cfg: Any
+    shared: Shared
+
+    def build(self) -> Stage:
+        return self.cls(self.cfg, self.shared)
 
 
-class Lazy:
-    def __init__(self, cls: type, *args: Any, **kwargs: Any):
-        self.cls, self.args, self.kwargs = cls, args, kwargs
+# Stages built by task workers, per group, most recent last. Bounded, so a long-lived
+# worker that runs many plans does not keep every stage it ever built.
+_BUILT: OrderedDict[str, list[Stage]] = OrderedDict()
+_KEEP = 8
+
+
+class _Call:
+    def __init__(self, stages: Sequence[Bound], eager: bool = False):
+        self.bound = list(stages)
         self.token = uuid.uuid4().hex
+        # Actors build at once (their constructor is the per-worker set-up); task
+        # functions are pickled per task, so they build on first use in each worker.
+        self._stages = [b.build() for b in self.bound] if eager else None
 
-    def _stage(self) -> Any:
-        stage = _BUILT.get(self.token)
-        if stage is None:
-            stage = _BUILT[self.token] = self.cls(*self.args, **self.kwargs)
-        return stage
+    def stages(self) -> list[Stage]:
+        if self._stages is not None:
+            return self._stages
+        built = _BUILT.get(self.token)
+        if built is None:
+            built = _BUILT[self.token] = [b.build() for b in self.bound]
+            while len(_BUILT) > _KEEP:
+                _BUILT.popitem(last=False)
+        _BUILT.move_to_end(self.token)
+        return built
 
-    def __call__(self, item: Any) -> Any:
-        return self._stage()(item)
+
+class _SourceCall(_Call):
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        source, *then = self.stages()
+        for i in range(len(batch["uri"])):
+            ref = VideoRef(*(str(batch[k][i]) for k in ("video_id", "uri", "fingerprint")))
+            for windows in source(ref):
+                for stage in then:
+                    windows = stage(windows)
+                yield windows.to_columns()
 
 
-class OnPayload:
-    """Runs one or more stages, each given as (cls, *args), on a video's state in turn:
-    stages that share a task share one unpickle and one pickle."""
+class _WindowsCall(_Call):
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        windows = Windows.from_columns(batch)
+        for stage in self.stages():
+            windows = stage(windows)
+        return windows.to_columns()
 
-    def __init__(self, *specs: tuple):
-        self.stages = [(cls.__name__, cls(*args)) for cls, *args in specs]
 
-    def __call__(self, row: dict) -> dict:
-        state = unpack(row["state"])
-        for name, stage in self.stages:
-            if state.get("error"):
+class _VideoCall(_Call):
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        record = unpack(row["record"])
+        for stage in self.stages():
+            if not record.ok:
                 break
             try:
-                state = stage(state)
+                record = stage(record)
             except Exception as exc:  # a bad video must never stop the others
-                state["error"] = f"{name}: {one_line(exc)}"
-        return {"video_id": row["video_id"], "state": pack(state)}
+                record.errors[stage.name] = one_line(exc)
+        return video_row(record)
 
 
-def pack(state: dict) -> bytes:
-    return pickle.dumps(state, protocol=5)
+_CALLS = {"source": _SourceCall, "windows": _WindowsCall, "video": _VideoCall}
 
 
-def unpack(blob: bytes) -> dict:
+def apply(ds: Dataset, stages: Sequence[Bound], res: StageResources) -> Dataset:
+    """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says."""
+    kinds = [b.cls.kind for b in stages]
+    head = kinds[0]
+    if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
+        raise ValueError(f"cannot run {kinds} in one call: a source or one kind of stage first")
+    call = _CALLS[head]
+    if res.pool == "actors":
+        udf: Any = call
+        args: dict[str, Any] = {
+            "fn_constructor_args": (list(stages), True),
+            "compute": ActorPoolStrategy(min_size=res.min_size, max_size=res.max_size),
+        }
+    else:
+        udf = call(stages)
+        args = {"max_calls": res.max_calls or None, "max_retries": res.max_retries}
+    args.update(num_cpus=res.num_cpus)
+    if res.num_gpus:
+        args.update(num_gpus=res.num_gpus)
+    if head == "video":
+        return ds.map(udf, **args)
+    # A source call takes one video (its windows stream out); window stages take batches.
+    return ds.map_batches(udf, batch_size=1 if head == "source" else res.batch_size, **args)
+
+
+def video_row(record: VideoRecord) -> dict[str, Any]:
+    """A pass-2 row: the id in the clear (for sorting and debugging), the record pickled."""
+    return {"video_id": record.video_id, "record": pack(record)}
+
+
+def pack(record: VideoRecord) -> bytes:
+    return pickle.dumps(record, protocol=5)
+
+
+def unpack(blob: bytes) -> VideoRecord:
     return pickle.loads(blob)

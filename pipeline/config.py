@@ -6,60 +6,65 @@ overrides. Unknown keys and wrongly typed values are rejected when they are merg
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from stages.audio import AudioConfig
-from stages.decode import DecodeConfig
-from stages.fusion import FusionConfig
-from stages.keyframes import KeyframeConfig
-from stages.measure import MeasureConfig
-from stages.select import SelectConfig
-from stages.text import TextConfig
-from stages.visual import VisualConfig
+from stages import registry
+from stages.settings import (
+    AudioConfig,
+    DecodeConfig,
+    FusionConfig,
+    KeyframeConfig,
+    MeasureConfig,
+    SelectConfig,
+    ShotsConfig,
+    TextConfig,
+    VisualConfig,
+)
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# The profiles in conf/ ship inside the package as `vidgist_conf` (see pyproject.toml),
+# so a plain `pip install .` finds them from any working folder.
+PROFILES = "vidgist_conf"
 
 
 @dataclass
-class TaskResources:
+class StageResources:
+    """How the adapter runs a stage (or a group of stages) in Ray Data."""
+
+    # tasks: short-lived, cheap to start, recycled every `max_calls`;
+    # actors: a pool that builds the stage (its model) once per actor and keeps it.
+    pool: str = "tasks"
     num_cpus: float = 1.0
-    max_calls: int = 0  # recycle the worker process after this many tasks (0: never)
+    num_gpus: float = 0.0
+    min_size: int = 1  # actor pool bounds
+    max_size: int = 1
+    batch_size: int = 1  # windows per call in pass 1 (videos are always one per call)
+    max_calls: int = 0  # recycle a task worker after this many tasks (0: never)
     # Ray Data retries a task whose worker died forever by default; a file that crashes
     # its decoder would then hang the run. After this many retries the block is dropped
     # and its videos are reported as errors.
     max_retries: int = 1
-
-    def remote_args(self) -> dict:
-        return {
-            "num_cpus": self.num_cpus,
-            "max_calls": self.max_calls or None,
-            "max_retries": self.max_retries,
-        }
-
-
-@dataclass
-class PoolResources:
-    min_size: int = 1
-    max_size: int = 1
-    batch_size: int = 1  # rows (windows in pass 1, videos in pass 2) per call
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
 
 
 @dataclass
 class Resources:
     # Decoding runs in short-lived tasks: native decoders can leak, hang or crash on
     # hostile files, and a recycled worker takes that with it.
-    decode: TaskResources = field(default_factory=lambda: TaskResources(num_cpus=1.0, max_calls=8))
-    visual: PoolResources = field(default_factory=lambda: PoolResources(batch_size=2))
-    audio: PoolResources = field(default_factory=lambda: PoolResources(batch_size=4, num_cpus=0.5))
-    fusion: PoolResources = field(default_factory=lambda: PoolResources(num_cpus=0.5))
-    summarize: TaskResources = field(
-        default_factory=lambda: TaskResources(num_cpus=1.0, max_calls=32)
+    decode: StageResources = field(default_factory=lambda: StageResources(max_calls=8))
+    visual: StageResources = field(
+        default_factory=lambda: StageResources(pool="actors", batch_size=2)
     )
+    audio: StageResources = field(
+        default_factory=lambda: StageResources(pool="actors", batch_size=4, num_cpus=0.5)
+    )
+    fusion: StageResources = field(
+        default_factory=lambda: StageResources(pool="actors", num_cpus=0.5)
+    )
+    # shots, select, keyframes and text: CPU work per video, run in turn in one task.
+    summarize: StageResources = field(default_factory=lambda: StageResources(max_calls=32))
     write_batch: int = 64  # videos per output file in pass 2, windows per file in pass 1
 
 
@@ -86,6 +91,7 @@ class VidgistConfig:
     visual: VisualConfig = field(default_factory=VisualConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    shots: ShotsConfig = field(default_factory=ShotsConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     text: TextConfig = field(default_factory=TextConfig)
@@ -94,29 +100,43 @@ class VidgistConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+def find_profile(path: str | Path) -> Path:
+    """A profile by path, or by name among the shipped ones (`local.yaml`, `cluster.yaml`)."""
+    path = Path(path)
+    if path.exists():
+        return path
+    shipped = importlib_resources.files(PROFILES) / path.name
+    if shipped.is_file():
+        return Path(str(shipped))
+    names = sorted(
+        p.name for p in importlib_resources.files(PROFILES).iterdir() if p.name.endswith(".yaml")
+    )
+    raise FileNotFoundError(f"config file not found: {path} (shipped profiles: {', '.join(names)})")
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> VidgistConfig:
-    """Defaults <- YAML profile <- `key=value` overrides, validated against the schema."""
+    """Defaults <- YAML profile <- `key=value` overrides, validated against the schema and
+    the registries (an unknown detector, writer or model name is refused here)."""
     cfg = OmegaConf.structured(VidgistConfig)
     if path is not None:
-        path = Path(path)
-        if not path.exists() and (CONF_DIR / path).exists():
-            path = CONF_DIR / path
-        if not path.exists():
-            raise FileNotFoundError(f"config file not found: {path}")
-        cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        cfg = OmegaConf.merge(cfg, OmegaConf.load(find_profile(path)))
     if overrides:
         bad = [o for o in overrides if "=" not in o]
         if bad:
             raise ValueError(f"overrides must look like key=value, got: {' '.join(bad)}")
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    config: VidgistConfig = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    for slot in registry.slots():
+        section, key = slot.split(".")
+        registry.check(slot, getattr(getattr(config, section), key))
+    for name in ("decode", "visual", "audio", "fusion", "summarize"):
+        pool = getattr(config.resources, name).pool
+        if pool not in ("tasks", "actors"):
+            raise ValueError(f"resources.{name}.pool must be tasks or actors, got {pool!r}")
+    return config
 
 
 def to_dict(cfg: VidgistConfig) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
-
-
-def to_yaml(cfg: VidgistConfig | DictConfig) -> str:
-    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -15,20 +15,8 @@ import pyarrow.parquet as pq
 
 from pipeline.schemas import FEATURES
 from pipeline.store import Store
-
-# Per-frame columns: (name in a pass-1 batch, name in the table, trailing shape is 2-D?)
-_PER_FRAME = [
-    ("visual", "visual", True),
-    ("audio_feat", "audio", True),
-    ("audio_mask", "audio_mask", False),
-    ("label_ids", "label_ids", True),
-    ("label_probs", "label_probs", True),
-    ("colour_hist", "colour_hist", True),
-    ("motion", "motion", False),
-    ("loudness_db", "loudness_db", False),
-    ("pitch_hz", "pitch_hz", False),
-    ("flatness", "flatness", False),
-]
+from stages.base import VideoStage
+from stages.records import PER_FRAME, PROBE_COLUMNS, Features, VideoRecord, Windows
 
 
 def _lists(rows: list[np.ndarray], value_type: pa.DataType) -> pa.Array:
@@ -48,12 +36,27 @@ def _lists_of_lists(rows: list[np.ndarray], value_type: pa.DataType) -> pa.Array
     return pa.ListArray.from_arrays(pa.array(outer_offsets), inner)
 
 
-class FeatureWriter:
-    """Pass-1 sink: writes a batch's good windows to the run's staging, returns what it saw.
+def _nested(column: str) -> bool:
+    """Is the table column a list of per-frame vectors (not of per-frame scalars)?"""
+    return pa.types.is_list(FEATURES.field(column).type.value_type)
 
-    One row comes back per input window (error rows included) so the driver can tell,
-    per video, whether every window arrived and where its features are.
-    """
+
+# What a pass-1 sink returns per window: enough for the driver to tell, per video, whether
+# every window arrived, where its features are, and what the probe said.
+RECEIPT_COLUMNS = (
+    "video_id",
+    "uri",
+    "error",
+    "window_index",
+    "is_last",
+    "n_frames",
+    *PROBE_COLUMNS,
+)
+
+
+class FeatureWriter:
+    """Pass-1 sink: writes a batch's good windows to the run's staging, returns receipts
+    (one per input window, error rows included) with the file each went to."""
 
     def __init__(self, out: str, run_id: str, encoder_version: str, visual_trained: bool):
         self.store = Store(out)
@@ -62,50 +65,38 @@ class FeatureWriter:
         self.visual_trained = visual_trained
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n_rows = len(batch["video_id"])
-        good = [i for i in range(n_rows) if not batch["error"][i] and batch["n_frames"][i] > 0]
-        good.sort(key=lambda i: (batch["video_id"][i], batch["window_index"][i]))
+        w = Windows.from_columns(batch)
+        n_rows = len(w)
+        good = [i for i in range(n_rows) if not w.error[i] and w.n_frames[i] > 0]
+        good.sort(key=lambda i: (w.video_id[i], w.window_index[i]))
         path, written = "", set(good)
         if good:
             first = good[0]
-            name = (
-                f"{self.run_id}-{batch['video_id'][first]}-{int(batch['window_index'][first]):05d}"
-            )
-            path = str(self.store.stage(self.run_id, "features", name, self._table(batch, good)))
-        return {
-            "video_id": batch["video_id"],
-            "uri": batch["uri"],
-            "error": batch["error"],
-            "window_index": batch["window_index"],
-            "is_last": batch["is_last"],
-            "n_frames": batch["n_frames"],
-            "file": np.array([path if i in written else "" for i in range(n_rows)], dtype=object),
-            **{
-                k: batch[k]
-                for k in ("duration_s", "fps", "width", "height", "video_codec", "has_audio")
-            },
-        }
+            name = f"{self.run_id}-{w.video_id[first]}-{int(w.window_index[first]):05d}"
+            path = str(self.store.stage(self.run_id, "features", name, self._table(w, good)))
+        receipts = {k: getattr(w, k) for k in RECEIPT_COLUMNS}
+        receipts["file"] = np.array([path if i in written else "" for i in range(n_rows)], object)
+        return receipts
 
-    def _table(self, batch: dict[str, np.ndarray], rows: list[int]) -> pa.Table:
-        n = [int(batch["n_frames"][i]) for i in rows]
+    def _table(self, w: Windows, rows: list[int]) -> pa.Table:
+        n = [int(w.n_frames[i]) for i in rows]
         cols: dict[str, pa.Array] = {
-            "video_id": pa.array([str(batch["video_id"][i]) for i in rows]),
-            "fingerprint": pa.array([str(batch["fingerprint"][i]) for i in rows]),
+            "video_id": pa.array([str(w.video_id[i]) for i in rows]),
+            "fingerprint": pa.array([str(w.fingerprint[i]) for i in rows]),
             "run_id": pa.array([self.run_id] * len(rows)),
             "encoder_version": pa.array([self.encoder_version] * len(rows)),
             "visual_trained": pa.array([self.visual_trained] * len(rows)),
-            "window_index": pa.array([int(batch["window_index"][i]) for i in rows], pa.int32()),
-            "time_s": _lists(
-                [batch["time_s"][i][:k] for i, k in zip(rows, n, strict=True)], pa.float64()
-            ),
+            "window_index": pa.array([int(w.window_index[i]) for i in rows], pa.int32()),
+            "time_s": _lists([w.time_s[i][:k] for i, k in zip(rows, n, strict=True)], pa.float64()),
         }
-        for src, dst, nested in _PER_FRAME:
-            field_type = FEATURES.field(dst).type
-            values = [np.asarray(batch[src][i][:k]) for i, k in zip(rows, n, strict=True)]
-            if nested:
-                cols[dst] = _lists_of_lists(values, field_type.value_type.value_type)
+        for name in PER_FRAME:
+            field_type = FEATURES.field(name).type
+            column = getattr(w, name)
+            values = [np.asarray(column[i][:k]) for i, k in zip(rows, n, strict=True)]
+            if _nested(name):
+                cols[name] = _lists_of_lists(values, field_type.value_type.value_type)
             else:
-                cols[dst] = _lists(values, field_type.value_type)
+                cols[name] = _lists(values, field_type.value_type)
         return pa.table(cols, schema=FEATURES)
 
 
@@ -116,28 +107,33 @@ def _flat(column: pa.ChunkedArray, dtype: np.dtype, depth: int) -> np.ndarray:
     return arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
 
-def arrays_from_table(table: pa.Table) -> dict:
+def features_from_table(table: pa.Table) -> Features:
     """One video's feature rows -> per-sampled-frame arrays, in window order."""
     table = table.sort_by("window_index")
-    out: dict = {"time_s": _flat(table["time_s"], np.float64, 1)}
-    t = len(out["time_s"])
-    for src, dst, nested in _PER_FRAME:
-        dtype = FEATURES.field(dst).type
-        inner = dtype.value_type.value_type if nested else dtype.value_type
-        values = _flat(table[dst], inner.to_pandas_dtype(), 2 if nested else 1)
-        out[src] = values.reshape(t, -1) if nested else values
-    out["audio_mask"] = out["audio_mask"].astype(bool)
-    out["visual_trained"] = bool(table["visual_trained"][0].as_py()) if len(table) else False
-    return out
+    time_s = _flat(table["time_s"], np.float64, 1)
+    per_frame = {}
+    for name in PER_FRAME:
+        nested = _nested(name)
+        value_type = FEATURES.field(name).type.value_type
+        inner = value_type.value_type if nested else value_type
+        values = _flat(table[name], inner.to_pandas_dtype(), 2 if nested else 1)
+        per_frame[name] = values.reshape(len(time_s), -1) if nested else values
+    per_frame["audio_mask"] = per_frame["audio_mask"].astype(bool)
+    trained = bool(table["visual_trained"][0].as_py()) if len(table) else False
+    return Features(time_s=time_s, visual_trained=trained, **per_frame)
 
 
-class FeatureLoader:
-    """Pass-2 source: one video's windows from its feature files, as per-frame arrays."""
+class FeatureLoader(VideoStage):
+    """Pass-2 source: one video's windows read back from its feature files."""
 
-    def __call__(self, state: dict) -> dict:
-        files = sorted(set(state["feature_files"]))
-        tables = [pq.read_table(f, filters=[("video_id", "=", state["video_id"])]) for f in files]
-        return {**state, **arrays_from_table(pa.concat_tables(tables))}
+    name = "features"
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        files = sorted(set(record.feature_files))
+        vid = record.video_id
+        tables = [pq.read_table(f, filters=[("video_id", "=", vid)]) for f in files]
+        record.features = features_from_table(pa.concat_tables(tables))
+        return record
 
 
 def feature_dims(files: list[str | Path]) -> tuple[int, int]:

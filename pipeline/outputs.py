@@ -1,7 +1,8 @@
-"""Pass-2 sink: turns finished per-video states into rows of the output tables."""
+"""Pass-2 sink: turns finished `VideoRecord`s into rows of the output tables."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime, timezone
 
 import numpy as np
@@ -10,48 +11,75 @@ import pyarrow as pa
 from pipeline.adapters import unpack
 from pipeline.schemas import TABLES
 from pipeline.store import Store
+from stages.records import PROBE_COLUMNS, VideoRecord
+
+RESULT_TABLES = ("segments", "scores", "keyframes", "summaries")
+# What the driver prints per video at the end of a run.
+REPORT_COLUMNS = (
+    "video_id",
+    "uri",
+    "status",
+    "error",
+    "duration_s",
+    "n_segments",
+    "n_keyframes",
+    "summary_s",
+)
 
 
-def video_row(state: dict, run_id: str, now: datetime) -> dict:
+def video_row(record: VideoRecord, run_id: str, now: datetime) -> dict:
+    probe = asdict(record.probe)
     return {
-        "video_id": state["video_id"],
-        "uri": state["uri"],
-        "fingerprint": state.get("fingerprint", ""),
+        "video_id": record.video_id,
+        "uri": record.ref.uri,
+        "fingerprint": record.ref.fingerprint,
         "run_id": run_id,
-        "status": "error" if state.get("error") else "ok",
-        "error": state.get("error") or None,
-        "duration_s": state.get("duration_s"),
-        "fps": state.get("fps"),
-        "width": state.get("width"),
-        "height": state.get("height"),
-        "video_codec": state.get("video_codec") or None,
-        "has_audio": state.get("has_audio"),
-        "n_sampled": state.get("n_sampled", 0),
+        "status": "ok" if record.ok else "error",
+        "error": record.error or None,
+        **{k: probe[k] for k in PROBE_COLUMNS},
+        "video_codec": record.probe.video_codec or None,
+        "n_sampled": record.n_sampled,
         "processed_at": now,
     }
 
 
-def result_rows(state: dict, run_id: str, model_version: str) -> dict[str, list[dict]]:
+def report_row(record: VideoRecord) -> dict:
+    sel, kf = record.selection, record.keyframes
+    return {
+        "video_id": record.video_id,
+        "uri": record.ref.uri,
+        "status": "ok" if record.ok else "error",
+        "error": record.error,
+        "duration_s": record.probe.duration_s or 0.0,
+        "n_segments": len(sel.segments) if sel is not None else 0,
+        "n_keyframes": len(kf) if kf is not None else 0,
+        "summary_s": sel.selected_duration_s if sel is not None else 0.0,
+    }
+
+
+def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[str, list[dict]]:
     """Rows of segments, scores, keyframes and summaries for one finished video."""
-    vid = state["video_id"]
+    vid = record.video_id
+    sel, kf, importance = record.selection, record.keyframes, record.importance
+    seg = sel.segments
     segments = [
         {
             "video_id": vid,
             "run_id": run_id,
             "seg_index": i,
-            "start_s": float(state["seg_start_s"][i]),
-            "end_s": float(state["seg_end_s"][i]),
-            "score": float(state["seg_score"][i]),
-            "selected": bool(state["seg_selected"][i]),
+            "start_s": float(seg.starts[i]),
+            "end_s": float(seg.ends[i]),
+            "score": float(sel.scores[i]),
+            "selected": bool(sel.selected[i]),
         }
-        for i in range(len(state["seg_start_s"]))
+        for i in range(len(seg))
     ]
     scores = [
         {
             "video_id": vid,
             "run_id": run_id,
-            "time_s": np.asarray(state["time_s"], dtype=np.float64),
-            "score": np.asarray(state["importance"], dtype=np.float32),
+            "time_s": np.asarray(record.features.time_s, dtype=np.float64),
+            "score": np.asarray(importance, dtype=np.float32),
         }
     ]
     keyframes = [
@@ -59,22 +87,22 @@ def result_rows(state: dict, run_id: str, model_version: str) -> dict[str, list[
             "video_id": vid,
             "run_id": run_id,
             "rank": rank,
-            "seg_index": int(state["keyframe_segments"][rank]),
-            "time_s": float(state["keyframe_time_s"][rank]),
-            "score": float(state["importance"][state["keyframe_steps"][rank]]),
-            "width": int(state["keyframe_width"][rank]),
-            "height": int(state["keyframe_height"][rank]),
-            "jpeg": state["keyframe_jpeg"][rank],
+            "seg_index": int(kf.segments[rank]),
+            "time_s": float(kf.time_s[rank]),
+            "score": float(importance[kf.steps[rank]]),
+            "width": int(kf.width[rank]),
+            "height": int(kf.height[rank]),
+            "jpeg": kf.jpeg[rank],
         }
-        for rank in range(len(state["keyframe_jpeg"]))
+        for rank in range(len(kf))
     ]
     summaries = [
         {
             "video_id": vid,
             "run_id": run_id,
-            "text": state["text"],
-            "captions": state["captions"],
-            "summary_duration_s": float(state["summary_duration_s"]),
+            "text": record.text.summary,
+            "captions": [asdict(c) for c in record.text.captions],
+            "summary_duration_s": sel.selected_duration_s,
             "model_version": model_version,
         }
     ]
@@ -82,7 +110,9 @@ def result_rows(state: dict, run_id: str, model_version: str) -> dict[str, list[
 
 
 class OutputWriter:
-    """Writes one staged file per table for a batch of videos; returns a report row each."""
+    """Writes one staged file per table for a batch of videos; returns a report row each,
+    and the files written (every row of the batch names them: the driver publishes only
+    files that a finished task reported)."""
 
     def __init__(self, out: str, run_id: str, model_version: str):
         self.store = Store(out)
@@ -90,37 +120,22 @@ class OutputWriter:
         self.model_version = model_version
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        states = sorted((unpack(b) for b in batch["state"]), key=lambda s: s["video_id"])
+        records = sorted((unpack(b) for b in batch["record"]), key=lambda r: r.video_id)
         now = datetime.now(timezone.utc)
-        tables: dict[str, list[dict]] = {
-            t: [] for t in ("videos", "segments", "scores", "keyframes", "summaries")
-        }
-        for s in states:
-            tables["videos"].append(video_row(s, self.run_id, now))
-            if not s.get("error"):
-                for name, rows in result_rows(s, self.run_id, self.model_version).items():
+        tables: dict[str, list[dict]] = {t: [] for t in ("videos", *RESULT_TABLES)}
+        for r in records:
+            tables["videos"].append(video_row(r, self.run_id, now))
+            if r.ok:
+                for name, rows in result_rows(r, self.run_id, self.model_version).items():
                     tables[name].extend(rows)
-        name = f"{self.run_id}-{states[0]['video_id']}"
+        name = f"{self.run_id}-{records[0].video_id}"
         written = []
         # videos last: a task that dies half-way never leaves an 'ok' row without results.
-        for table in ("segments", "scores", "keyframes", "summaries", "videos"):
+        for table in (*RESULT_TABLES, "videos"):
             if tables[table]:
                 rows = pa.Table.from_pylist(tables[table], schema=TABLES[table])
                 written.append(str(self.store.stage(self.run_id, table, name, rows)))
-        files = "\n".join(written)
-        return {
-            "video_id": np.array([s["video_id"] for s in states], dtype=object),
-            "uri": np.array([s["uri"] for s in states], dtype=object),
-            "status": np.array(["error" if s.get("error") else "ok" for s in states], dtype=object),
-            "error": np.array([s.get("error") or "" for s in states], dtype=object),
-            "duration_s": np.array([s.get("duration_s") or 0.0 for s in states], dtype=np.float64),
-            "n_segments": np.array([len(s.get("seg_start_s", [])) for s in states], dtype=np.int32),
-            "n_keyframes": np.array(
-                [len(s.get("keyframe_jpeg", [])) for s in states], dtype=np.int32
-            ),
-            "summary_s": np.array(
-                [s.get("summary_duration_s", 0.0) for s in states], dtype=np.float64
-            ),
-            # Every row of the batch names the batch's files; the driver publishes only these.
-            "files": np.array([files] * len(states), dtype=object),
-        }
+        report = [report_row(r) for r in records]
+        columns = {k: np.array([row[k] for row in report]) for k in REPORT_COLUMNS}
+        columns["files"] = np.array(["\n".join(written)] * len(records), dtype=object)
+        return columns

@@ -6,21 +6,21 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline.adapters import pack
+from pipeline.adapters import video_row as pass2_row
 from pipeline.config import VidgistConfig, to_dict
 from pipeline.encode import encode_plan
 from pipeline.features import feature_dims
-from pipeline.outputs import video_row
+from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
 from pipeline.ray_runtime import ensure_ray
 from pipeline.schemas import VIDEOS
-from pipeline.sources import Source, list_inputs, make_sources, split_done
+from pipeline.sources import list_inputs, make_sources, split_done
 from pipeline.store import Store
 from pipeline.summarize import summarize_plan
 from pipeline.versions import (
@@ -29,8 +29,7 @@ from pipeline.versions import (
     encoder_version,
     model_version,
 )
-
-PROBE_KEYS = ("duration_s", "fps", "width", "height", "video_codec", "has_audio")
+from stages.records import PROBE_COLUMNS, Probe, VideoRecord, VideoRef, effective_duration
 
 
 @dataclass
@@ -56,36 +55,55 @@ def new_run_id(now: datetime) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _collect_pass1(sources: list[Source], batches) -> dict[str, dict]:
-    """Per video: probe, feature files, sampled-frame count, error (incl. lost windows)."""
-    seen: dict[str, dict] = {
-        s.video_id: {"windows": {}, "last": None, "files": set(), "n_sampled": 0, "error": ""}
-        for s in sources
-    }
+@dataclass
+class _Seen:
+    """What pass 1's receipts told the driver about one video."""
+
+    windows: dict[int, int] = field(default_factory=dict)  # window index -> sampled frames
+    last: int | None = None  # index of the window marked last
+    files: set[str] = field(default_factory=set)
+    probe: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def _collect_pass1(sources: list[VideoRef], batches, fps: float) -> dict[str, VideoRecord]:
+    """A pass-2 record per video from pass 1's receipts (errors for lost windows too)."""
+    seen = {s.video_id: _Seen() for s in sources}
     for b in batches:
         for i, vid in enumerate(b["video_id"]):
             v = seen[vid]
             if b["error"][i]:
-                v["error"] = v["error"] or str(b["error"][i])
+                v.error = v.error or str(b["error"][i])
             else:
                 # Keyed by window: a window delivered twice (a retried task) counts once.
-                v["windows"][int(b["window_index"][i])] = int(b["n_frames"][i])
+                v.windows[int(b["window_index"][i])] = int(b["n_frames"][i])
                 if b["is_last"][i]:
-                    v["last"] = int(b["window_index"][i])
+                    v.last = int(b["window_index"][i])
                 if b["file"][i]:
-                    v["files"].add(str(b["file"][i]))
-            for k in PROBE_KEYS:
-                if k not in v or (not v[k] and b[k][i]):
-                    v[k] = b[k][i].item() if hasattr(b[k][i], "item") else b[k][i]
-    for v in seen.values():
-        v["n_sampled"] = sum(v["windows"].values())
-        if v["error"]:
-            continue
-        if not v["windows"]:
-            v["error"] = "no output: its decode task failed repeatedly (worker crash?)"
-        elif v["last"] is None or set(v["windows"]) != set(range(v["last"] + 1)):
-            v["error"] = "incomplete: windows were lost to a failed task"
-    return seen
+                    v.files.add(str(b["file"][i]))
+            for k in PROBE_COLUMNS:
+                if not v.probe.get(k) and b[k][i]:
+                    v.probe[k] = b[k][i].item() if hasattr(b[k][i], "item") else b[k][i]
+    return {s.video_id: _record(s, seen[s.video_id], fps) for s in sources}
+
+
+def _record(source: VideoRef, v: _Seen, fps: float) -> VideoRecord:
+    n = sum(v.windows.values())
+    error = v.error
+    if not error and not v.windows:
+        error = "no output: its decode task failed repeatedly (worker crash?)"
+    elif not error and (v.last is None or set(v.windows) != set(range(v.last + 1))):
+        error = "incomplete: windows were lost to a failed task"
+    probe = Probe(**v.probe)
+    if n:
+        probe.duration_s = effective_duration(probe.duration_s, n, fps)
+    return VideoRecord(
+        ref=source,
+        probe=probe,
+        n_sampled=n,
+        feature_files=sorted(v.files),
+        errors={"decode": error} if error else {},
+    )
 
 
 def run_pipeline(
@@ -132,21 +150,20 @@ def _run(
         todo = todo[: cfg.run.limit]
     log(f"run {run_id}: {len(sources)} inputs, {len(todo)} to process, {len(skipped)} already done")
 
-    report = pd.DataFrame(columns=REPORT_COLUMNS)
+    report = pd.DataFrame(columns=list(REPORT_COLUMNS))
     keep: set[str] = set()  # the staged files this run publishes
     if todo:
         ensure_ray(cfg.ray)
         items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in todo]
         log("pass 1/2: decode + encode")
         ds1 = encode_plan(items, cfg, str(store.root), run_id, enc_version, visual_trained)
-        per_video = _collect_pass1(todo, ds1.iter_batches(batch_size=None, batch_format="numpy"))
-        states = [_state(s, per_video[s.video_id], cfg.decode.fps) for s in todo]
-        keep |= {f for v in per_video.values() for f in v["files"]}
+        records = list(_collect_pass1(todo, ds1.iter_batches(**_BATCHES), cfg.decode.fps).values())
+        keep |= {f for r in records for f in r.feature_files}
         if encode_only:
-            report = _write_video_rows(store, run_id, states, "features", keep)
+            report = _write_video_rows(store, run_id, records, "features", keep)
         else:
-            log("pass 2/2: fuse + select + keyframes + text")
-            report = _summarize(cfg, store, run_id, mversion, states, keep, log)
+            log("pass 2/2: fuse + shots + select + keyframes + text")
+            report = _summarize(cfg, store, run_id, mversion, records, keep, log)
         report = report.sort_values("uri", kind="stable").reset_index(drop=True)
 
     n_ok = int((report["status"] == "ok").sum())
@@ -167,39 +184,36 @@ def _run(
     return RunResult(run_id, str(store.root), report, len(skipped), time.monotonic() - t0, mversion)
 
 
-def _state(source: Source, seen: dict, fps: float) -> dict:
-    """A video's pass-2 state from what pass 1 saw of it."""
-    state = {
-        "video_id": source.video_id,
-        "uri": source.uri,
-        "fingerprint": source.fingerprint,
-        "error": seen["error"],
-        "n_sampled": seen["n_sampled"],
-        "feature_files": sorted(seen["files"]),
-        **{k: seen.get(k) for k in PROBE_KEYS},
-    }
-    # Some containers state no duration (browser-recorded WebM), or less than they hold:
-    # then the decoded length counts (its last sample is at (n - 1) / fps).
-    n = seen["n_sampled"]
-    if (state.get("duration_s") or 0.0) < (n - 1) / fps:
-        state["duration_s"] = n / fps
-    return state
+_BATCHES = {"batch_size": None, "batch_format": "numpy"}
 
 
-def _summarize(cfg, store, run_id, mversion, states, keep, log) -> pd.DataFrame:
+def _summarize(
+    cfg: VidgistConfig,
+    store: Store,
+    run_id: str,
+    mversion: str,
+    records: list[VideoRecord],
+    keep: set[str],
+    log: Callable[[str], None],
+) -> pd.DataFrame:
     """Pass 2; any video whose result never came back becomes an error row."""
-    files = sorted({f for s in states if not s["error"] for f in s["feature_files"]})
+    files = sorted({f for r in records if r.ok for f in r.feature_files})
     visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
-    items = [{"video_id": s["video_id"], "state": pack(s)} for s in states]
-    ds2 = summarize_plan(items, cfg, str(store.root), run_id, mversion, visual_dim, audio_dim)
-    batches = [pd.DataFrame(b) for b in ds2.iter_batches(batch_size=None, batch_format="numpy")]
+    shared = replace(cfg.decode.shared(), visual_dim=visual_dim, audio_dim=audio_dim)
+    items = [pass2_row(r) for r in records]
+    ds2 = summarize_plan(items, cfg, str(store.root), run_id, mversion, shared)
+    batches = [pd.DataFrame(b) for b in ds2.iter_batches(**_BATCHES)]
     report = (
-        pd.concat(batches, ignore_index=True) if batches else pd.DataFrame(columns=REPORT_COLUMNS)
+        pd.concat(batches, ignore_index=True)
+        if batches
+        else pd.DataFrame(columns=list(REPORT_COLUMNS))
     )
     for listed in report.pop("files") if "files" in report else []:
         keep.update(f for f in str(listed).split("\n") if f)
     returned = set(report["video_id"])
-    lost = [dict(s, error=LOST_IN_PASS2) for s in states if s["video_id"] not in returned]
+    lost = [r for r in records if r.video_id not in returned]
+    for r in lost:
+        r.errors["summarize"] = LOST_IN_PASS2
     if lost:
         log(f"{len(lost)} videos lost in pass 2 are reported as errors")
         report = pd.concat(
@@ -209,39 +223,19 @@ def _summarize(cfg, store, run_id, mversion, states, keep, log) -> pd.DataFrame:
 
 
 LOST_IN_PASS2 = "no output: its summarize task failed repeatedly (worker crash?)"
-REPORT_COLUMNS = [
-    "video_id",
-    "uri",
-    "status",
-    "error",
-    "duration_s",
-    "n_segments",
-    "n_keyframes",
-    "summary_s",
-]
 
 
 def _write_video_rows(
-    store: Store, run_id: str, states: list[dict], tag: str, keep: set[str]
+    store: Store, run_id: str, records: list[VideoRecord], tag: str, keep: set[str]
 ) -> pd.DataFrame:
-    """Stage `videos` rows for states written by the driver; returns their report rows."""
-    rows = [video_row(s, run_id, datetime.now(timezone.utc)) for s in states]
+    """Stage `videos` rows for records written by the driver; returns their report rows."""
+    now = datetime.now(timezone.utc)
+    rows = [video_row(r, run_id, now) for r in records]
     path = store.stage(
         run_id, "videos", f"{run_id}-{tag}", pa.Table.from_pylist(rows, schema=VIDEOS)
     )
     keep.add(str(path))
-    return pd.DataFrame(
-        {
-            "video_id": [s["video_id"] for s in states],
-            "uri": [s["uri"] for s in states],
-            "status": ["error" if s["error"] else "ok" for s in states],
-            "error": [s["error"] for s in states],
-            "duration_s": [s.get("duration_s") or 0.0 for s in states],
-            "n_segments": 0,
-            "n_keyframes": 0,
-            "summary_s": 0.0,
-        }
-    )
+    return pd.DataFrame([report_row(r) for r in records], columns=list(REPORT_COLUMNS))
 
 
 def _config_json(cfg: VidgistConfig) -> str:

@@ -11,10 +11,11 @@ import glob
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from stages.records import VideoRef
 
 VIDEO_EXTENSIONS = {
     ".mp4",
@@ -30,13 +31,6 @@ VIDEO_EXTENSIONS = {
     ".wmv",
 }
 MANIFEST_EXTENSIONS = {".txt", ".csv", ".parquet", ".jsonl"}
-
-
-@dataclass(frozen=True)
-class Source:
-    video_id: str
-    uri: str
-    fingerprint: str
 
 
 def canonical_uri(uri: str) -> str:
@@ -110,13 +104,13 @@ def list_inputs(spec: str) -> list[str]:
     return list(seen)
 
 
-def make_sources(uris: list[str], content_hash: bool = False) -> list[Source]:
-    return [Source(video_id_of(u), u, fingerprint_of(u, content_hash)) for u in uris]
+def make_sources(uris: list[str], content_hash: bool = False) -> list[VideoRef]:
+    return [VideoRef(video_id_of(u), u, fingerprint_of(u, content_hash)) for u in uris]
 
 
 def split_done(
-    sources: list[Source], done: set[tuple[str, str]]
-) -> tuple[list[Source], list[Source]]:
+    sources: list[VideoRef], done: set[tuple[str, str]]
+) -> tuple[list[VideoRef], list[VideoRef]]:
     """(to do, skipped): a source is skipped when (video_id, fingerprint) is already done."""
     todo, skipped = [], []
     for s in sources:

@@ -10,8 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from pipeline.config import VidgistConfig
-from stages import audio, fusion, visual
 from stages import checkpoint as ckpt
+from stages import fusion, registry, visual
 
 
 def code_version() -> str:
@@ -35,7 +35,7 @@ def code_version() -> str:
 def encoder_version(cfg: VidgistConfig) -> tuple[str, bool]:
     """(version of pass 1's features, is the visual encoder trained?)."""
     v, trained = visual.describe(cfg.visual)
-    a, _ = audio.describe(cfg.audio)
+    a, _ = registry.resolve("audio.encoder", cfg.audio.encoder).describe(cfg.audio)
     d = cfg.decode
     return f"{v}|{a}|{d.fps:g}fps-{d.frame_size}px", trained
 
@@ -58,10 +58,12 @@ def check_fusion_matches_encoder(cfg: VidgistConfig) -> None:
 def model_version(cfg: VidgistConfig) -> str:
     """One short id for everything that shapes pass 2's outputs."""
     enc, _ = encoder_version(cfg)
-    fus, _ = fusion.describe(cfg.fusion)
+    fus, _ = registry.resolve("fusion.model", cfg.fusion.model).describe(cfg.fusion)
+    # The sections hold the chosen names (shots.detector, text.writer), so they count too.
     parts = {
         "encoder": enc,
         "fusion": fus,
+        "shots": asdict(cfg.shots),
         "select": asdict(cfg.select),
         "keyframes": asdict(cfg.keyframes),
         "text": asdict(cfg.text),

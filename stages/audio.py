@@ -8,7 +8,7 @@ chord); with `checkpoint: none` it runs from a seeded init and says so in its ve
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -16,24 +16,13 @@ import torchaudio
 from torch import nn
 
 from stages import checkpoint as ckpt
-from stages.decode import samples_per_frame
+from stages.base import WindowStage
 from stages.devices import autocast, pick_device, to_device
+from stages.records import Windows
+from stages.settings import AudioConfig, Shared
 
 AUDIO_EVENTS = ("silence", "tone", "noise", "chirp", "chord")
 BUNDLED = "audio_rnn.pt"
-
-
-@dataclass
-class AudioConfig:
-    n_mels: int = 64
-    win_ms: float = 25.0
-    hop_ms: float = 10.0
-    rnn: str = "gru"  # gru | lstm
-    hidden: int = 64  # per direction; the feature is 2 * hidden wide
-    layers: int = 1
-    checkpoint: str = "bundled"  # bundled | none (seeded init) | a file path
-    device: str = "auto"
-    seed: int = 0
 
 
 def architecture(cfg: AudioConfig, sample_rate: int) -> dict:
@@ -111,49 +100,50 @@ def build_model(cfg: AudioConfig, sample_rate: int) -> AudioRNN:
     )
 
 
-class AudioEncoder:
-    """Stage: window batches with `audio` in, `audio_feat` and `audio_mask` out."""
+class AudioEncoder(WindowStage):
+    """Stage: windows with `wave` in, `audio` features and `audio_mask` out (wave dropped)."""
 
-    def __init__(self, cfg: AudioConfig | None = None, sample_rate: int = 16000, fps: float = 2.0):
-        self.cfg = cfg or AudioConfig()
-        self.sample_rate = sample_rate
-        self.samples_per_frame = samples_per_frame(sample_rate, fps)
+    name = "audio"
+
+    describe = staticmethod(describe)  # its weights' digest goes into the version strings
+
+    def __init__(self, cfg: AudioConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or AudioConfig(), shared or Shared())
+        self.samples_per_frame = self.shared.samples_per_frame
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)
+        sample_rate = self.shared.sample_rate
         self.model = build_model(self.cfg, sample_rate)
-        path = ckpt.resolve(self.cfg.checkpoint, BUNDLED)
-        if path is not None:
-            state, meta = ckpt.load(path)
-            ckpt.check_matches(meta, architecture(self.cfg, sample_rate), path)
-            self.model.load_state_dict(state)
-        self.version, self.trained = describe(self.cfg)
+        ckpt.load_into(
+            self.model, self.cfg.checkpoint, BUNDLED, architecture(self.cfg, sample_rate)
+        )
+        self.version, self.trained = self.describe(self.cfg)
         self.model.eval().to(self.device)
         self.feature_dim = self.model.out_dim
 
     @torch.inference_mode()
     def encode(
-        self, audio: np.ndarray, audio_from: np.ndarray, audio_to: np.ndarray, n_frames: int
+        self, wave: np.ndarray, wave_from: np.ndarray, wave_to: np.ndarray, n_frames: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """[B, n_frames * spf] float32 -> features [B, n_frames, D], mask [B, n_frames]."""
         spf = self.samples_per_frame
         # A frame has audio when the middle of its slice of samples is real audio.
         centre = (np.arange(n_frames)[None, :] + 0.5) * spf
-        mask = (centre >= np.asarray(audio_from)[:, None]) & (
-            centre < np.asarray(audio_to)[:, None]
-        )
-        feats = np.zeros((len(audio), n_frames, self.feature_dim), np.float32)
+        mask = (centre >= np.asarray(wave_from)[:, None]) & (centre < np.asarray(wave_to)[:, None])
+        feats = np.zeros((len(wave), n_frames, self.feature_dim), np.float32)
         has = mask.any(1)
         if has.any():
-            x = to_device(audio[has], self.device)
+            x = to_device(wave[has], self.device)
             with autocast(self.device):
                 h = self.model.per_frame(x, n_frames, spf)
             feats[has] = h.float().cpu().numpy()
         feats[~mask] = 0.0
         return feats, mask
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        n_frames = batch["time_s"].shape[1]
-        feats, mask = self.encode(batch["audio"], batch["audio_from"], batch["audio_to"], n_frames)
-        out = {k: v for k, v in batch.items() if k != "audio"}
-        out.update(audio_feat=feats, audio_mask=mask)
-        return out
+    def __call__(self, windows: Windows) -> Windows:
+        n_frames = windows.time_s.shape[1]
+        windows.audio, windows.audio_mask = self.encode(
+            windows.wave, windows.wave_from, windows.wave_to, n_frames
+        )
+        windows.wave = windows.wave_from = windows.wave_to = None
+        return windows

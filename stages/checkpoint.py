@@ -53,6 +53,20 @@ def check_matches(meta: dict[str, Any], expected: dict[str, Any], path: Path) ->
         raise CheckpointMismatch(f"{path} does not match the config ({'; '.join(diffs)})")
 
 
+def load_into(
+    model: torch.nn.Module, spec: str, bundled_name: str, architecture: dict[str, Any]
+) -> dict[str, Any]:
+    """Load checkpoint `spec` ('bundled', 'none' or a path) into `model` after checking that
+    it was trained for `architecture`; returns its metadata ({} for a seeded init)."""
+    path = resolve(spec, bundled_name)
+    if path is None:
+        return {}
+    state, meta = load(path)
+    check_matches(meta, architecture, path)
+    model.load_state_dict(state)
+    return meta
+
+
 def resolve(spec: str, bundled_name: str) -> Path | None:
     """'bundled' -> the checkpoint shipped in stages/checkpoints; 'none' -> None; else a path."""
     if spec == "none":

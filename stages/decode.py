@@ -11,45 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import av
 import numpy as np
 
+from stages.base import SourceStage
 from stages.errors import BadInput, one_line
-
-
-@dataclass
-class DecodeConfig:
-    fps: float = 2.0  # sampled frames per second of video
-    frame_size: int = 224  # sampled frames are resized (squashed) to frame_size x frame_size
-    window: int = 32  # sampled frames per window
-    sample_rate: int = 16000  # audio resampled to this rate, mono float32
-    threads: int = 0  # decoder threads; 0 lets FFmpeg choose
-    timeout_s: float = 900.0  # a video that takes longer to decode is reported as an error
-    min_decoded_fraction: float = 0.9  # decoding less of the stated duration means truncated
-
-
-def samples_per_frame(sample_rate: int, fps: float) -> int:
-    """Audio samples per sampled frame; must be whole, or audio drifts from the frames."""
-    spf = sample_rate / fps
-    if abs(spf - round(spf)) > 1e-9:
-        raise ValueError(
-            f"decode.sample_rate / decode.fps must be whole, got {sample_rate} / {fps:g}"
-        )
-    return int(round(spf))
-
-
-@dataclass
-class Probe:
-    duration_s: float
-    fps: float
-    width: int  # display width, after rotation and pixel aspect ratio
-    height: int
-    video_codec: str
-    has_audio: bool
-    rotation: int  # degrees counter-clockwise that the frames are turned for display
-    start_s: float = 0.0  # the video stream's first timestamp; vidgist's times count from it
+from stages.records import PROBE_COLUMNS, Probe, VideoRef, Windows
+from stages.settings import DecodeConfig, Shared
 
 
 def display_size(stream: av.video.stream.VideoStream, rotation: int) -> tuple[int, int]:
@@ -212,48 +181,45 @@ class _AudioCursor:
         return out, a - i0, b - i0
 
 
-@dataclass
-class Window:
-    index: int
-    n_frames: int
-    time_s: np.ndarray  # [window] float64, -1 in padding
-    frames: np.ndarray  # [window, S, S, 3] uint8
-    audio: np.ndarray  # [window * samples_per_frame] float32
-    audio_from: int  # real audio lies in audio[audio_from:audio_to]; zeros elsewhere
-    audio_to: int
-    lead_frame: np.ndarray | None  # the sampled frame just before this window (for motion)
+def _column_of_one(value, dtype=None) -> np.ndarray:
+    return np.array([value], dtype=dtype)
 
 
-class Decoder:
-    """Stage: one video in, its windows out. Containers are closed whatever happens."""
+class Decoder(SourceStage):
+    """Stage: one video in, its windows out (one `Windows` of length 1 each, or one error
+    row for a bad video). Containers are closed whatever happens."""
 
-    def __init__(self, cfg: DecodeConfig | None = None):
-        self.cfg = cfg or DecodeConfig()
-        self.samples_per_frame = samples_per_frame(self.cfg.sample_rate, self.cfg.fps)
+    name = "decode"
 
-    def windows(self, uri: str, meta: Probe | None = None) -> Iterator[Window]:
+    def __init__(self, cfg: DecodeConfig | None = None, shared: Shared | None = None):
+        cfg = cfg or DecodeConfig()
+        super().__init__(cfg, shared or cfg.shared())
+        self.samples_per_frame = self.shared.samples_per_frame
+
+    def windows(self, ref: VideoRef, meta: Probe | None = None) -> Iterator[Windows]:
+        """The video's windows in order; the last one is not yet marked `is_last`."""
         cfg = self.cfg
-        meta = meta or probe(uri)
+        meta = meta or probe(ref.uri)
         deadline = _Deadline(cfg.timeout_s)
         W = cfg.window
-        audio = _AudioCursor(uri, cfg, meta.start_s, deadline) if meta.has_audio else None
+        audio = _AudioCursor(ref.uri, cfg, meta.start_s, deadline) if meta.has_audio else None
         try:
             index = 0
             times: list[float] = []
             frames: list[np.ndarray] = []
             last_t = -1.0
             lead = None
-            for t, img in _sampled_frames(uri, cfg, meta.rotation, deadline):
+            for t, img in _sampled_frames(ref.uri, cfg, meta.rotation, deadline):
                 times.append(t)
                 frames.append(img)
                 last_t = t
                 if len(frames) == W:
-                    yield self._window(index, times, frames, audio, lead)
+                    yield self._window(ref, meta, index, times, frames, audio, lead)
                     index += 1
                     lead = frames[-1]
                     times, frames = [], []
             if frames:
-                yield self._window(index, times, frames, audio, lead)
+                yield self._window(ref, meta, index, times, frames, audio, lead)
             decoded = last_t + 1.0 / cfg.fps
             if meta.duration_s > 2.0 and decoded < cfg.min_decoded_fraction * meta.duration_s:
                 raise BadInput(f"truncated: decoded {decoded:.1f} s of {meta.duration_s:.1f} s")
@@ -261,7 +227,7 @@ class Decoder:
             if audio is not None:
                 audio.close()
 
-    def _window(self, index, times, frames, audio, lead) -> Window:
+    def _window(self, ref, meta, index, times, frames, audio, lead) -> Windows:
         S, W = self.cfg.frame_size, self.cfg.window
         n = len(frames)
         time_s = np.full(W, -1.0)
@@ -276,80 +242,71 @@ class Decoder:
             b = min(b, n * spf)  # nothing past the last sampled frame
             a = min(a, b)
             samples[b:] = 0.0
-        return Window(index, n, time_s, batch, samples, a, b, lead)
+        return self._row(ref, meta, "", index, n, time_s, batch, samples, a, b, lead)
 
-    def __call__(self, row: dict) -> Iterator[dict]:
-        """Rows for Ray Data's flat_map: one per window, or one error row for a bad video."""
-        uri = row["uri"]
-        # Identity travels with every window, so sinks need no lookup table of videos.
-        base = {"video_id": row["video_id"], "uri": uri, "fingerprint": row.get("fingerprint", "")}
+    def __call__(self, ref: VideoRef) -> Iterator[Windows]:
         try:
-            meta = probe(uri)
+            meta = probe(ref.uri)
         except Exception as exc:  # any failure to open is the input's fault
-            yield self.error_row(base, exc)
+            yield self.error_row(ref, Probe(), exc)
             return
-        info = {
-            "duration_s": meta.duration_s,
-            "fps": meta.fps,
-            "width": meta.width,
-            "height": meta.height,
-            "video_codec": meta.video_codec,
-            "has_audio": meta.has_audio,
-        }
         # One window of look-ahead so that the last window can say it is the last: a
         # consumer can then tell a complete video from one whose windows were lost.
         held = None
         try:
-            for w in self.windows(uri, meta):
+            for w in self.windows(ref, meta):
                 if held is not None:
                     yield held
-                held = {
-                    **base,
-                    **info,
-                    "error": "",
-                    "window_index": w.index,
-                    "is_last": False,
-                    "n_frames": w.n_frames,
-                    "time_s": w.time_s,
-                    "frames": w.frames,
-                    "audio": w.audio,
-                    "audio_from": w.audio_from,
-                    "audio_to": w.audio_to,
-                    "lead_frame": self._lead(w.lead_frame),
-                    "has_lead": w.lead_frame is not None,
-                }
+                held = w
         except Exception as exc:
             if held is not None:
                 yield held
-            yield self.error_row({**base, **info}, exc)
+            yield self.error_row(ref, meta, exc)
             return
         if held is not None:
-            yield {**held, "is_last": True}
+            held.is_last[0] = True
+            yield held
 
-    def error_row(self, base: dict, exc: BaseException) -> dict:
+    def error_row(self, ref: VideoRef, meta: Probe, exc: BaseException) -> Windows:
         """A window-shaped row that carries only the reason (so batches keep one schema)."""
         W, S = self.cfg.window, self.cfg.frame_size
-        return {
-            "duration_s": 0.0,
-            "fps": 0.0,
-            "width": 0,
-            "height": 0,
-            "video_codec": "",
-            "has_audio": False,
-            **base,
-            "error": one_line(exc),
-            "window_index": -1,
-            "is_last": True,
-            "n_frames": 0,
-            "time_s": np.full(W, -1.0),
-            "frames": np.zeros((W, S, S, 3), dtype=np.uint8),
-            "audio": np.zeros(W * self.samples_per_frame, dtype=np.float32),
-            "audio_from": 0,
-            "audio_to": 0,
-            "lead_frame": self._lead(None),
-            "has_lead": False,
-        }
+        return self._row(
+            ref,
+            meta,
+            one_line(exc),
+            -1,
+            0,
+            np.full(W, -1.0),
+            np.zeros((W, S, S, 3), dtype=np.uint8),
+            np.zeros(W * self.samples_per_frame, dtype=np.float32),
+            0,
+            0,
+            None,
+            is_last=True,
+        )
 
-    def _lead(self, frame: np.ndarray | None) -> np.ndarray:
+    def _row(
+        self, ref, meta, error, index, n, time_s, frames, wave, a, b, lead, is_last=False
+    ) -> Windows:
         S = self.cfg.frame_size
-        return frame if frame is not None else np.zeros((S, S, 3), dtype=np.uint8)
+        one = _column_of_one
+        return Windows(
+            video_id=one(ref.video_id, object),
+            uri=one(ref.uri, object),
+            fingerprint=one(ref.fingerprint, object),
+            error=one(error, object),
+            window_index=one(index, np.int64),
+            is_last=one(is_last, bool),
+            n_frames=one(n, np.int64),
+            time_s=time_s[None],
+            **{
+                k: one(getattr(meta, k), object if k == "video_codec" else None)
+                for k in PROBE_COLUMNS
+            },
+            frames=frames[None],
+            lead_frame=(lead if lead is not None else np.zeros((S, S, 3), np.uint8))[None],
+            has_lead=one(lead is not None, bool),
+            wave=wave[None],
+            wave_from=one(a, np.int64),
+            wave_to=one(b, np.int64),
+        )

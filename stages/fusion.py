@@ -3,37 +3,27 @@
 Each sampled frame's visual and audio vectors are normalised, projected to one width,
 summed (audio only where the mask says there is audio), given a sinusoidal position and
 passed through a small Transformer encoder; a linear head and a sigmoid give an
-importance in [0, 1] per frame. The encoder's output is kept as contextual features for
-the text head. Long videos are scored in overlapping chunks of `max_context` frames so
-attention memory stays bounded.
+importance in [0, 1] per frame. Long videos are scored in overlapping chunks of
+`max_context` frames so attention memory stays bounded; positions stay absolute, so a
+chunk sees the same inputs as the whole sequence would.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from torch import nn
 
 from stages import checkpoint as ckpt
+from stages.base import VideoStage
 from stages.devices import autocast, pick_device, to_device
+from stages.records import VideoRecord
+from stages.settings import FusionConfig, Shared
 
 BUNDLED = "fusion.pt"
-
-
-@dataclass
-class FusionConfig:
-    d_model: int = 128
-    heads: int = 4
-    layers: int = 2
-    ff: int = 256
-    dropout: float = 0.1
-    max_context: int = 1024  # frames per attention chunk (8.5 min at 2 fps)
-    checkpoint: str = "bundled"  # bundled | none (seeded init) | a file path
-    device: str = "auto"
-    seed: int = 0
 
 
 def architecture(cfg: FusionConfig, visual_dim: int, audio_dim: int) -> dict:
@@ -41,8 +31,10 @@ def architecture(cfg: FusionConfig, visual_dim: int, audio_dim: int) -> dict:
     return {**{k: asdict(cfg)[k] for k in keys}, "visual_dim": visual_dim, "audio_dim": audio_dim}
 
 
-def sinusoid(length: int, dim: int, device: torch.device | None = None) -> torch.Tensor:
-    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+def sinusoid(
+    length: int, dim: int, device: torch.device | None = None, offset: int = 0
+) -> torch.Tensor:
+    pos = torch.arange(offset, offset + length, device=device, dtype=torch.float32)[:, None]
     freq = torch.exp(
         torch.arange(0, dim, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / dim)
     )
@@ -82,14 +74,15 @@ class TemporalAttentionScorer(nn.Module):
         visual: torch.Tensor,  # [B, T, Dv]
         audio: torch.Tensor,  # [B, T, Da]
         audio_mask: torch.Tensor,  # [B, T] bool, True where there is audio
-        pad_mask: torch.Tensor | None = None,  # [B, T] bool, True on padding
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        offset: int = 0,  # position of the first step (a chunk of a longer sequence)
+    ) -> torch.Tensor:
+        """Importance [B, T] in [0, 1]."""
         change = torch.diff(visual, dim=1, prepend=visual[:, :1])
         x = self.visual_in(visual) + self.change_in(change)
         x = x + self.audio_in(audio) * audio_mask[..., None].to(visual.dtype)
-        x = x + sinusoid(x.shape[1], self.d_model, x.device).to(x.dtype)
-        ctx = self.norm(self.encoder(x, src_key_padding_mask=pad_mask))
-        return torch.sigmoid(self.head(ctx).squeeze(-1)), ctx
+        x = x + sinusoid(x.shape[1], self.d_model, x.device, offset).to(x.dtype)
+        ctx = self.norm(self.encoder(x))
+        return torch.sigmoid(self.head(ctx).squeeze(-1))
 
 
 def describe(cfg: FusionConfig) -> tuple[str, bool]:
@@ -115,23 +108,28 @@ def chunk_spans(length: int, size: int) -> list[tuple[int, int]]:
     return spans
 
 
-class FusionScorer:
-    """Stage: one video's features in, `importance` (and contextual features) out."""
+class FusionScorer(VideoStage):
+    """Stage: a video's features in, its `importance` per sampled frame out.
 
-    def __init__(
-        self, cfg: FusionConfig | None = None, visual_dim: int = 1280, audio_dim: int = 128
-    ):
-        self.cfg = cfg or FusionConfig()
+    The feature widths come from `shared.visual_dim` / `shared.audio_dim` (what pass 1
+    wrote), so a checkpoint for other features is refused when the stage is built.
+    """
+
+    name = "fusion"
+
+    describe = staticmethod(describe)  # its weights' digest goes into the version strings
+
+    def __init__(self, cfg: FusionConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or FusionConfig(), shared or Shared())
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)
-        self.model = build_model(self.cfg, visual_dim, audio_dim)
-        path = ckpt.resolve(self.cfg.checkpoint, BUNDLED)
-        self.meta: dict = {}
-        if path is not None:
-            state, self.meta = ckpt.load(path)
-            ckpt.check_matches(self.meta, architecture(self.cfg, visual_dim, audio_dim), path)
-            self.model.load_state_dict(state)
-        self.version, self.trained = describe(self.cfg)
+        dims = (self.shared.visual_dim, self.shared.audio_dim)
+        if not all(dims):
+            raise ValueError("fusion needs the stored feature widths: shared.visual_dim/audio_dim")
+        self.model = build_model(self.cfg, *dims)
+        arch = architecture(self.cfg, *dims)
+        self.meta = ckpt.load_into(self.model, self.cfg.checkpoint, BUNDLED, arch)
+        self.version, self.trained = self.describe(self.cfg)
         self.model.eval().to(self.device)
 
     @torch.inference_mode()
@@ -143,18 +141,22 @@ class FusionScorer:
         total = np.zeros(t)
         weight = np.zeros(t)
         for a, b in chunk_spans(t, self.cfg.max_context):
-            v = to_device(visual[a:b][None].astype(np.float32), self.device)
-            au = to_device(audio[a:b][None].astype(np.float32), self.device)
-            m = to_device(audio_mask[a:b][None].astype(bool), self.device)
+            # One step of lead-in, so the chunk's first frame sees its true visual change.
+            lead = 1 if a > 0 else 0
+            span = slice(a - lead, b)
+            v = to_device(visual[span][None].astype(np.float32), self.device)
+            au = to_device(audio[span][None].astype(np.float32), self.device)
+            m = to_device(audio_mask[span][None].astype(bool), self.device)
             with autocast(self.device):
-                s, _ = self.model(v, au, m)
+                s = self.model(v, au, m, offset=a - lead)[0, lead:]
             # Triangular weights: a frame trusts the chunk in which it sits most centrally.
             n = b - a
             w = np.minimum(np.arange(1, n + 1), np.arange(n, 0, -1)).astype(np.float64)
-            total[a:b] += s[0].float().cpu().numpy() * w
+            total[a:b] += s.float().cpu().numpy() * w
             weight[a:b] += w
         return (total / weight).astype(np.float32)
 
-    def __call__(self, row: dict) -> dict:
-        importance = self.score(row["visual"], row["audio_feat"], row["audio_mask"])
-        return {**row, "importance": importance}
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        f = record.features
+        record.importance = self.score(f.visual, f.audio, f.audio_mask)
+        return record

@@ -7,35 +7,24 @@ way a player shows it, and JPEG-encoded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import av
 import numpy as np
 import torch
 from torchvision.io import encode_jpeg
 
+from stages.base import VideoStage
 from stages.decode import display_size, rotate_for_display, rotation_of, stream_origin
+from stages.records import Keyframes, VideoRecord
+from stages.settings import KeyframeConfig, Shared
 
 
-@dataclass
-class KeyframeConfig:
-    jpeg_quality: int = 90
-    max_keyframes: int = 0  # at most this many per video, best first; 0 keeps one per shot
+class KeyframeExtractor(VideoStage):
+    """Stage: a video's keyframe steps in, JPEG bytes at display size out."""
 
+    name = "keyframes"
 
-@dataclass
-class Keyframe:
-    time_s: float
-    jpeg: bytes
-    width: int
-    height: int
-
-
-class KeyframeExtractor:
-    """Stage: a video's keyframe times in, JPEG bytes at display size out."""
-
-    def __init__(self, cfg: KeyframeConfig | None = None):
-        self.cfg = cfg or KeyframeConfig()
+    def __init__(self, cfg: KeyframeConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or KeyframeConfig(), shared or Shared())
 
     def frames_at(self, uri: str, times: list[float]) -> list[np.ndarray]:
         """RGB images (display size and orientation) on screen at each time (s)."""
@@ -71,19 +60,19 @@ class KeyframeExtractor:
         chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
         return encode_jpeg(chw, quality=self.cfg.jpeg_quality).numpy().tobytes()
 
-    def __call__(self, row: dict) -> dict:
-        steps = np.asarray(row["keyframe_steps"], dtype=np.int64)
-        segs = np.asarray(row["keyframe_segments"], dtype=np.int64)
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        sel = record.selection
+        steps, segs = sel.keyframe_steps, sel.keyframe_segments
         if self.cfg.max_keyframes:
             steps, segs = steps[: self.cfg.max_keyframes], segs[: self.cfg.max_keyframes]
-        times = [float(row["time_s"][s]) for s in steps]
-        images = self.frames_at(row["uri"], times) if times else []
-        return {
-            **row,
-            "keyframe_steps": steps,
-            "keyframe_segments": segs,
-            "keyframe_time_s": np.array(times, dtype=np.float64),
-            "keyframe_jpeg": [self.encode(img) for img in images],
-            "keyframe_width": np.array([img.shape[1] for img in images], dtype=np.int32),
-            "keyframe_height": np.array([img.shape[0] for img in images], dtype=np.int32),
-        }
+        times = [float(record.features.time_s[s]) for s in steps]
+        images = self.frames_at(record.ref.uri, times) if times else []
+        record.keyframes = Keyframes(
+            steps=steps,
+            segments=segs,
+            time_s=np.array(times, dtype=np.float64),
+            jpeg=[self.encode(img) for img in images],
+            width=np.array([img.shape[1] for img in images], dtype=np.int32),
+            height=np.array([img.shape[0] for img in images], dtype=np.int32),
+        )
+        return record

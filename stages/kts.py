@@ -15,8 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (zero rows stay zero)."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 def cosine_kernel(x: np.ndarray) -> np.ndarray:
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    x = unit_rows(x)
     return x @ x.T
 
 
@@ -134,7 +139,7 @@ def refine(features: np.ndarray, cps: np.ndarray, radius: int) -> np.ndarray:
     Works on the full-rate sequence one neighbourhood at a time, so memory stays bounded.
     """
     n = len(features)
-    x = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    x = unit_rows(features)
     edges = [0, *cps.tolist(), n]
     for i in range(1, len(edges) - 1):
         # Only the two segments beside the boundary matter; cap their reach to stay local.

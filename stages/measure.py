@@ -7,9 +7,11 @@ All numpy; runs in the decode task on each window.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from stages.base import WindowStage
+from stages.records import Windows
+from stages.settings import MeasureConfig, Shared
 
 # Named colours the text can use; each pixel counts towards the nearest one.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -29,11 +31,6 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 PALETTE_NAMES = tuple(PALETTE)
 _PALETTE_RGB = np.array(list(PALETTE.values()), dtype=np.float32)
 _THUMB = 32  # colour and motion are measured on a 32x32 thumbnail
-
-
-@dataclass
-class MeasureConfig:
-    min_loudness_db: float = -60.0  # floor for silence
 
 
 def _thumbs(frames: np.ndarray) -> np.ndarray:
@@ -87,44 +84,41 @@ def audio_measures(
     )
 
 
-class Measurer:
-    """Stage: adds colour, motion and audio measurements to a decoded window row.
+class Measurer(WindowStage):
+    """Stage: adds colour, motion and audio measurements to decoded windows.
 
     Motion of a window's first frame is measured against the window's `lead_frame` (the
     sampled frame before it), so the stage keeps no state between windows.
     """
 
-    def __init__(
-        self, cfg: MeasureConfig | None = None, sample_rate: int = 16000, fps: float = 2.0
-    ):
-        self.cfg = cfg or MeasureConfig()
-        self.sample_rate = sample_rate
-        self.samples_per_frame = int(round(sample_rate / fps))
+    name = "measure"
 
-    def __call__(self, row: dict) -> dict:
-        n = int(row["n_frames"])
-        frames = row["frames"]
-        thumbs = _thumbs(frames)
+    def __init__(self, cfg: MeasureConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or MeasureConfig(), shared or Shared())
+
+    def __call__(self, windows: Windows) -> Windows:
+        rows = [self._measure(windows, i) for i in range(len(windows))]
+        hist, mot, loud, pitch, flat = (np.stack(column) for column in zip(*rows, strict=True))
+        windows.colour_hist, windows.motion = hist, mot
+        windows.loudness_db, windows.pitch_hz, windows.flatness = loud, pitch, flat
+        windows.lead_frame = windows.has_lead = None  # only motion needed them
+        return windows
+
+    def _measure(self, w: Windows, i: int) -> tuple[np.ndarray, ...]:
+        n = int(w.n_frames[i])
+        thumbs = _thumbs(w.frames[i])
         hist = colour_histogram(thumbs)
         prev = None
-        if row["has_lead"]:
-            prev = _thumbs(row["lead_frame"][None])[0].mean(-1) / 255.0
+        if w.has_lead[i]:
+            prev = _thumbs(w.lead_frame[i][None])[0].mean(-1) / 255.0
         mot = motion(thumbs, prev)
         hist[n:] = 0.0
         mot[n:] = 0.0
-        loud, pitch, flat = audio_measures(
-            row["audio"], n, self.samples_per_frame, self.sample_rate, self.cfg.min_loudness_db
-        )
-        if row["audio_to"] <= row["audio_from"]:
-            loud[:] = self.cfg.min_loudness_db
+        floor = self.cfg.min_loudness_db
+        sr, spf = self.shared.sample_rate, self.shared.samples_per_frame
+        loud, pitch, flat = audio_measures(w.wave[i], n, spf, sr, floor)
+        if w.wave_to[i] <= w.wave_from[i]:
+            loud[:] = floor
             pitch[:] = 0.0
             flat[:] = 0.0
-        rest = {k: v for k, v in row.items() if k not in ("lead_frame", "has_lead")}
-        return {
-            **rest,
-            "colour_hist": hist,
-            "motion": mot,
-            "loudness_db": loud,
-            "pitch_hz": pitch,
-            "flatness": flat,
-        }
+        return hist, mot, loud, pitch, flat

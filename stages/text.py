@@ -7,24 +7,13 @@ and the loudness, pitch and tonality of its audio. Nothing is invented.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from stages.base import VideoStage
 from stages.measure import PALETTE_NAMES
+from stages.records import Caption, Features, Text, VideoRecord
+from stages.settings import Shared, TextConfig
 from stages.visual import imagenet_categories
-
-
-@dataclass
-class TextConfig:
-    label_min_prob: float = 0.3  # mean top-1 probability needed to name what a shot shows
-    colour_min_fraction: float = 0.15  # a colour is named when it covers this much
-    # Median grey-level change per sampled frame; on the training clips moving-object
-    # shots have a median of 0.003 (95% above 0.0004) and static shots 0.0.
-    motion_threshold: float = 0.001
-    silence_db: float = -50.0
-    loud_db: float = -18.0
-    noise_flatness: float = 0.3  # spectral flatness above this is noise, below is tonal
 
 
 def _count(n: int, noun: str) -> str:
@@ -38,11 +27,14 @@ def clock(seconds: float) -> str:
     )
 
 
-class TextWriter:
-    """Stage: a video's selected segments and measurements in, summary text out."""
+class TemplateWriter(VideoStage):
+    """Stage (`text.writer=template`): a video's selected segments and measurements in,
+    a caption per selected segment and a summary out."""
 
-    def __init__(self, cfg: TextConfig | None = None):
-        self.cfg = cfg or TextConfig()
+    name = "text"
+
+    def __init__(self, cfg: TextConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or TextConfig(), shared or Shared())
         self.categories = imagenet_categories()
 
     def _label(self, ids: np.ndarray, probs: np.ndarray) -> str | None:
@@ -82,43 +74,41 @@ class TextWriter:
             trend = "rising " if ratio > 1.3 else "falling " if ratio < 0.77 else ""
         return f"a {strength} {trend}{register} tone (~{hz:.0f} Hz)"
 
-    def caption(self, row: dict, a: int, b: int, visual_trained: bool) -> str:
+    def caption(self, f: Features, a: int, b: int, has_audio: bool) -> str:
         parts = []
-        if visual_trained:
-            label = self._label(row["label_ids"][a:b], row["label_probs"][a:b])
+        if f.visual_trained:
+            label = self._label(f.label_ids[a:b], f.label_probs[a:b])
             if label:
                 parts.append(f"looks like a {label}")
-        parts.append(self._colours(row["colour_hist"][a:b]))
-        moving = float(np.median(row["motion"][a:b])) > self.cfg.motion_threshold
+        parts.append(self._colours(f.colour_hist[a:b]))
+        moving = float(np.median(f.motion[a:b])) > self.cfg.motion_threshold
         parts.append("with movement" if moving else "still")
-        sound = self._sound(
-            row["loudness_db"][a:b],
-            row["pitch_hz"][a:b],
-            row["flatness"][a:b],
-            bool(row["has_audio"]),
-        )
+        sound = self._sound(f.loudness_db[a:b], f.pitch_hz[a:b], f.flatness[a:b], has_audio)
         return ", ".join(parts) + f"; {sound}"
 
-    def write(self, row: dict, visual_trained: bool) -> tuple[str, list[dict]]:
-        selected = np.flatnonzero(row["seg_selected"])
-        captions = []
-        for s in selected:
-            a, b = int(row["seg_first_step"][s]), int(row["seg_last_step"][s])
-            start, end = float(row["seg_start_s"][s]), float(row["seg_end_s"][s])
-            captions.append(
-                {"start_s": start, "end_s": end, "text": self.caption(row, a, b, visual_trained)}
+    def write(self, record: VideoRecord) -> Text:
+        sel = record.selection
+        seg = sel.segments
+        captions = [
+            Caption(
+                float(seg.starts[s]),
+                float(seg.ends[s]),
+                self.caption(
+                    record.features,
+                    int(seg.first_step[s]),
+                    int(seg.last_step[s]),
+                    record.probe.has_audio,
+                ),
             )
-        total = float(row["summary_duration_s"])
-        segments = _count(len(row["seg_selected"]), "segment")
+            for s in np.flatnonzero(sel.selected)
+        ]
         head = (
-            f"{clock(float(row['duration_s']))} video, {segments}; "
-            f"summary of {_count(len(captions), 'segment')} ({total:.1f} s)."
+            f"{clock(record.probe.duration_s)} video, {_count(len(seg), 'segment')}; "
+            f"summary of {_count(len(captions), 'segment')} ({sel.selected_duration_s:.1f} s)."
         )
-        body = " ".join(
-            f"{clock(c['start_s'])}-{clock(c['end_s'])}: {c['text']}." for c in captions
-        )
-        return (f"{head} {body}".strip(), captions)
+        body = " ".join(f"{clock(c.start_s)}-{clock(c.end_s)}: {c.text}." for c in captions)
+        return Text(f"{head} {body}".strip(), captions)
 
-    def __call__(self, row: dict) -> dict:
-        text, captions = self.write(row, bool(row.get("visual_trained", True)))
-        return {**row, "text": text, "captions": captions}
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        record.text = self.write(record)
+        return record

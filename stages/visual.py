@@ -8,6 +8,7 @@ local torch cache (never downloaded), or from a seeded init, reported as untrain
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,22 +17,14 @@ import torch
 import torchvision
 from torch import nn
 
+from stages.base import WindowStage
 from stages.checkpoint import file_digest
 from stages.devices import autocast, pick_device, to_device
+from stages.records import Windows
+from stages.settings import Shared, VisualConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class VisualConfig:
-    backbone: str = "efficientnet_lite0"  # or any torchvision classification model name
-    weights: str = "bundled"  # bundled (lite0) | torch-cache | none (seeded init) | a file path
-    batch_size: int = 64  # frames per forward pass
-    top_k: int = 5  # ImageNet labels kept per frame
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    seed: int = 0  # init seed when weights is none
-    threads: int = 0  # CPU intra-op threads; 0 keeps torch's (Ray sets it from num_cpus)
 
 
 def imagenet_categories() -> list[str]:
@@ -63,6 +56,7 @@ def _load_state(path: Path) -> dict[str, torch.Tensor]:
 
 def weights_path(cfg: VisualConfig) -> Path | None:
     """The weights file the config asks for (None for a seeded init); never downloads."""
+    backbone_builder(cfg.backbone)  # an unknown name is refused before anything else
     w = cfg.weights
     if w == "none":
         return None
@@ -80,8 +74,6 @@ def weights_path(cfg: VisualConfig) -> Path | None:
             f"no weights are bundled for {cfg.backbone}; use torch-cache, a path or none"
         )
     elif w == "torch-cache":
-        if cfg.backbone not in torchvision.models.list_models(module=torchvision.models):
-            raise ValueError(f"unknown visual backbone {cfg.backbone!r}")
         default = torchvision.models.get_model_weights(cfg.backbone).DEFAULT
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
         if not path.exists():
@@ -106,35 +98,53 @@ def _weights_id(path: Path | None) -> str:
     return "untrained" if path is None else f"{path.name}:{file_digest(path, 8)}"
 
 
+def _efficientnet_lite0() -> tuple[nn.Module, nn.Linear, tuple, tuple]:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    # Lite models were trained in TensorFlow on (x - 127) / 128 inputs.
+    return model, model._fc, (127 / 255,) * 3, (128 / 255,) * 3
+
+
+def _torchvision(name: str) -> tuple[nn.Module, nn.Linear, tuple, tuple]:
+    model = torchvision.models.get_model(name, weights=None)
+    return model, _last_linear(model), IMAGENET_MEAN, IMAGENET_STD
+
+
+# visual.backbone: names with their own builder; any other torchvision classification
+# model name works too (see `backbone_builder`).
+BACKBONES: dict[str, Callable[[], tuple[nn.Module, nn.Linear, tuple, tuple]]] = {
+    "efficientnet_lite0": _efficientnet_lite0,
+}
+
+
+def backbone_builder(name: str) -> Callable[[], tuple[nn.Module, nn.Linear, tuple, tuple]]:
+    if name in BACKBONES:
+        return BACKBONES[name]
+    if name in torchvision.models.list_models(module=torchvision.models):
+        return lambda: _torchvision(name)
+    raise ValueError(
+        f"unknown visual backbone {name!r}: neither one of {', '.join(BACKBONES)} "
+        "nor a torchvision classification model"
+    )
+
+
 def build_backbone(cfg: VisualConfig) -> Backbone:
     path = weights_path(cfg)
     torch.manual_seed(cfg.seed)
-    if cfg.backbone == "efficientnet_lite0":
-        from efficientnet_lite_pytorch import EfficientNet
-
-        model = EfficientNet.from_name("efficientnet-lite0")
-        # Lite models were trained in TensorFlow on (x - 127) / 128 inputs.
-        mean, std = (127 / 255,) * 3, (128 / 255,) * 3
-        head = model._fc
-    else:
-        if cfg.backbone not in torchvision.models.list_models(module=torchvision.models):
-            raise ValueError(
-                f"unknown visual backbone {cfg.backbone!r}: "
-                "neither efficientnet_lite0 nor a torchvision classification model"
-            )
-        model = torchvision.models.get_model(cfg.backbone, weights=None)
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-        head = _last_linear(model)
+    model, head, mean, std = backbone_builder(cfg.backbone)()
     if path is not None:
         model.load_state_dict(_load_state(path), strict=True)
     return Backbone(model, head, mean, std, path is not None, _weights_id(path))
 
 
-class VisualEncoder:
-    """Stage: window batches with `frames` in, `visual` features and labels out."""
+class VisualEncoder(WindowStage):
+    """Stage: windows with `frames` in, `visual` features and labels out (frames dropped)."""
 
-    def __init__(self, cfg: VisualConfig | None = None):
-        self.cfg = cfg or VisualConfig()
+    name = "visual"
+
+    def __init__(self, cfg: VisualConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or VisualConfig(), shared or Shared())
         if not 1 <= self.cfg.top_k <= 1000:
             raise ValueError(f"visual.top_k must be 1-1000, got {self.cfg.top_k}")
         self.device = pick_device(self.cfg.device)
@@ -181,16 +191,19 @@ class VisualEncoder:
             )
         return np.concatenate(feats), np.concatenate(ids), np.concatenate(probs)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frames = batch["frames"]  # [B, W, S, S, 3]
+    def __call__(self, windows: Windows) -> Windows:
+        frames = windows.frames  # [B, W, S, S, 3]
         b, w = frames.shape[:2]
-        valid = np.arange(w)[None, :] < np.asarray(batch["n_frames"])[:, None]
+        valid = np.arange(w)[None, :] < np.asarray(windows.n_frames)[:, None]
         feats, ids, probs = self.encode(frames[valid])
         k = self.cfg.top_k
-        visual = np.zeros((b, w, self.feature_dim), np.float32)
-        label_ids = np.full((b, w, k), -1, np.int16)
-        label_probs = np.zeros((b, w, k), np.float32)
-        visual[valid], label_ids[valid], label_probs[valid] = feats, ids, probs
-        out = {key: v for key, v in batch.items() if key != "frames"}
-        out.update(visual=visual, label_ids=label_ids, label_probs=label_probs)
-        return out
+        windows.visual = np.zeros((b, w, self.feature_dim), np.float32)
+        windows.label_ids = np.full((b, w, k), -1, np.int16)
+        windows.label_probs = np.zeros((b, w, k), np.float32)
+        windows.visual[valid], windows.label_ids[valid], windows.label_probs[valid] = (
+            feats,
+            ids,
+            probs,
+        )
+        windows.frames = None  # the pixels are done with: ~7 KB per frame travel on, not 150
+        return windows

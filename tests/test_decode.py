@@ -3,12 +3,16 @@ import os
 import numpy as np
 import pytest
 
-from stages.decode import DecodeConfig, Decoder, probe
+from stages.decode import Decoder, probe
+from stages.records import VideoRef
+from stages.settings import DecodeConfig
 from tests.conftest import truth_of
 
 
 def _rows(uri, **cfg):
-    return list(Decoder(DecodeConfig(**cfg))({"uri": str(uri), "video_id": "v"}))
+    """The decoder's windows (each a Windows of one), as one dict of values per window."""
+    windows = Decoder(DecodeConfig(**cfg))(VideoRef("v", str(uri)))
+    return [{k: v[0] for k, v in w.to_columns().items()} for w in windows]
 
 
 def test_probe_reports_duration_rate_size_codec_and_audio(tiny_clip, silent_clip):
@@ -43,18 +47,18 @@ def test_sampled_frames_follow_the_shots(tiny_clip):
 
 def test_audio_is_16k_mono_aligned_with_the_frames(tiny_clip):
     (row,) = _rows(tiny_clip, window=32)
-    audio = row["audio"]
+    audio = row["wave"]
     assert audio.dtype == np.float32 and audio.shape == (32 * 8000,)
     rms = np.sqrt((audio[: 18 * 8000].reshape(18, 8000) ** 2).mean(1))
     assert rms[:6].max() < 1e-3  # silent first shot
     assert rms[7:11].min() > 0.1  # tone from 3 s to 6 s
-    assert row["audio_from"] == 0
-    assert row["audio_to"] == pytest.approx(9 * 16000, abs=2000)
+    assert row["wave_from"] == 0
+    assert row["wave_to"] == pytest.approx(9 * 16000, abs=2000)
 
 
 def test_a_clip_without_audio_gets_zeros_and_no_audio_count(silent_clip):
     (row,) = _rows(silent_clip)
-    assert row["audio_to"] == row["audio_from"] == 0 and not row["audio"].any()
+    assert row["wave_to"] == row["wave_from"] == 0 and not row["wave"].any()
 
 
 def test_variable_frame_rate_clip_samples_the_frames_on_screen(tmp_path):
@@ -91,7 +95,7 @@ def test_containers_are_closed_after_decoding(tiny_clip, bad_inputs):
     for _ in range(3):
         _rows(tiny_clip)
         _rows(bad_inputs["truncated"])
-        gen = Decoder(DecodeConfig(window=4))({"uri": str(tiny_clip), "video_id": "v"})
+        gen = Decoder(DecodeConfig(window=4))(VideoRef("v", str(tiny_clip)))
         next(gen)
         assert open_files() > 0  # the generator holds the clip open...
         gen.close()  # ...until a consumer that stops early closes it
@@ -106,7 +110,9 @@ def test_a_video_slower_than_the_time_limit_is_an_error(tiny_clip):
 def test_audio_that_starts_late_is_placed_and_masked_where_it_is(tmp_path):
     import av
 
-    from stages.audio import AudioConfig, AudioEncoder
+    from stages.audio import AudioEncoder
+    from stages.records import Windows
+    from stages.settings import AudioConfig
 
     path = tmp_path / "late-audio.mp4"
     with av.open(str(path), "w") as c:
@@ -127,10 +133,10 @@ def test_audio_that_starts_late_is_placed_and_masked_where_it_is(tmp_path):
             c.mux(a.encode(af))
         c.mux(a.encode(None))
     (row,) = _rows(path, window=16, frame_size=32)
-    assert row["audio_from"] == pytest.approx(3 * 16000, abs=800)
-    rms = np.sqrt((row["audio"][: 10 * 8000].reshape(10, 8000) ** 2).mean(1))
+    assert row["wave_from"] == pytest.approx(3 * 16000, abs=800)
+    rms = np.sqrt((row["wave"][: 10 * 8000].reshape(10, 8000) ** 2).mean(1))
     assert rms[:5].max() < 1e-3 and rms[6:8].min() > 0.1  # the tone sits at 3-4 s
     out = AudioEncoder(AudioConfig(device="cpu"))(
-        {k: np.asarray([row[k]]) for k in ("audio", "audio_from", "audio_to", "time_s")}
+        Windows.from_columns({k: np.asarray([v]) for k, v in row.items()})
     )
-    np.testing.assert_array_equal(np.flatnonzero(out["audio_mask"][0]), [6, 7])
+    np.testing.assert_array_equal(np.flatnonzero(out.audio_mask[0]), [6, 7])

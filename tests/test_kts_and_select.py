@@ -4,7 +4,28 @@ import numpy as np
 import pytest
 
 from stages import kts
-from stages.select import SelectConfig, Selector, knapsack
+from stages.records import Features, Probe, VideoRecord, VideoRef, effective_duration
+from stages.select import Selector, knapsack
+from stages.settings import Shared
+from stages.shots import KTSShots
+
+
+def _select(time_s, importance, features, duration_s):
+    """Shots then selection, as pass 2 runs them on a record."""
+    t = len(time_s)
+    features_part = Features(
+        time_s=time_s, visual=features, audio=np.zeros((t, 2)), audio_mask=np.zeros(t, bool),
+        label_ids=np.zeros((t, 1)), label_probs=np.zeros((t, 1)), colour_hist=np.zeros((t, 1)),
+        motion=np.zeros(t), loudness_db=np.zeros(t), pitch_hz=np.zeros(t), flatness=np.zeros(t),
+    )  # fmt: skip
+    record = VideoRecord(
+        VideoRef("v", "/v.mp4"),
+        Probe(duration_s=effective_duration(duration_s, t, 2.0)),
+        features=features_part,
+        importance=importance,
+    )
+    shared = Shared(fps=2.0)
+    return Selector(shared=shared)(KTSShots(shared=shared)(record)).selection
 
 
 def _planted(lengths, dim=32, noise=0.2, seed=0):
@@ -60,10 +81,10 @@ def test_selection_keeps_within_budget_and_picks_the_most_important_shot():
     x, _ = _planted([30, 30, 30, 30], seed=4)
     importance = np.full(120, 0.1)
     importance[60:90] = 0.9
-    sel = Selector(SelectConfig(), fps=2.0).select(time_s, importance, x, 60.0)
+    sel = _select(time_s, importance, x, 60.0)
     assert sel.selected_duration_s <= 0.15 * 60.0
     chosen = np.flatnonzero(sel.selected)
-    assert all(60 <= sel.first_step[s] < 90 for s in chosen)
+    assert all(60 <= sel.segments.first_step[s] < 90 for s in chosen)
     assert len(sel.keyframe_steps) == len(chosen)
     assert all(60 <= k < 90 for k in sel.keyframe_steps)
 
@@ -71,7 +92,7 @@ def test_selection_keeps_within_budget_and_picks_the_most_important_shot():
 def test_a_video_too_short_for_any_segment_still_gets_one_within_one_sampled_frame():
     time_s = np.arange(6) / 2.0
     x, _ = _planted([3, 3], seed=5)
-    sel = Selector(SelectConfig(), fps=2.0).select(time_s, np.linspace(0, 1, 6), x, 3.0)
+    sel = _select(time_s, np.linspace(0, 1, 6), x, 3.0)
     assert sel.selected.sum() == 1
     assert sel.selected_duration_s <= 0.15 * 3.0 + 0.5
 
@@ -79,9 +100,11 @@ def test_a_video_too_short_for_any_segment_still_gets_one_within_one_sampled_fra
 def test_shots_longer_than_the_budget_are_split_into_pieces_that_fit():
     time_s = np.arange(40) / 2.0
     x, _ = _planted([20, 20], seed=6)
-    sel = Selector(SelectConfig(), fps=2.0).select(time_s, np.ones(40), x, 20.0)
-    assert 20 in sel.first_step  # the real cut is kept
-    assert (sel.last_step - sel.first_step).max() <= 6  # 15% of 20 s is 3 s = 6 frames
+    sel = _select(time_s, np.ones(40), x, 20.0)
+    assert 20 in sel.segments.first_step  # the real cut is kept
+    assert (
+        sel.segments.last_step - sel.segments.first_step
+    ).max() <= 6  # 15% of 20 s is 3 s = 6 frames
     assert sel.selected.any()
 
 
@@ -91,16 +114,16 @@ def test_the_last_piece_of_a_long_final_shot_fits_the_budget_too():
     x, _ = _planted([20, 20], seed=7)
     importance = np.zeros(40)
     importance[-3:] = 1.0
-    sel = Selector(SelectConfig(), fps=2.0).select(time_s, importance, x, 20.0)
+    sel = _select(time_s, importance, x, 20.0)
     chosen = np.flatnonzero(sel.selected)
-    assert sel.last_step[chosen].max() == 40
+    assert sel.segments.last_step[chosen].max() == 40
     assert sel.selected_duration_s <= 3.0
 
 
 def test_a_video_whose_container_states_no_duration_uses_the_decoded_length():
     time_s = np.arange(120) / 2.0
     x, _ = _planted([40, 40, 40], seed=8)
-    sel = Selector(SelectConfig(), fps=2.0).select(time_s, np.linspace(0, 1, 120), x, 0.0)
-    assert sel.ends[-1] == 60.0
-    assert len(sel.starts) < 20  # the shots, split to fit 9 s: not one segment per frame
+    sel = _select(time_s, np.linspace(0, 1, 120), x, 0.0)
+    assert sel.segments.ends[-1] == 60.0
+    assert len(sel.segments) < 20  # the shots, split to fit 9 s: not one segment per frame
     assert 0 < sel.selected_duration_s <= 9.0

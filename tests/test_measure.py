@@ -1,7 +1,9 @@
 import numpy as np
 
-from stages.decode import DecodeConfig, Decoder
+from stages.decode import Decoder
 from stages.measure import PALETTE_NAMES, Measurer, audio_measures, colour_histogram
+from stages.records import VideoRef
+from stages.settings import DecodeConfig
 
 
 def test_colour_histogram_names_the_dominant_colour():
@@ -32,11 +34,11 @@ def test_noise_is_flat_and_tones_are_not():
 
 def test_motion_is_measured_across_window_boundaries(tiny_clip):
     dec = Decoder(DecodeConfig(window=4, frame_size=64))
-    rows = [Measurer()(r) for r in dec({"uri": str(tiny_clip), "video_id": "v"})]
-    motion = np.concatenate([r["motion"][: r["n_frames"]] for r in rows])
+    windows = [Measurer()(w) for w in dec(VideoRef("v", str(tiny_clip)))]
+    motion = np.concatenate([w.motion[0, : w.n_frames[0]] for w in windows])
     assert motion[0] == 0.0
     # The cut at 3 s (sampled frame 6) falls inside window 1; at 6 s (frame 12) it is
     # the first frame of window 3 and still measured against the frame before it.
     assert motion[6] > 0.05 and motion[12] > 0.05
     assert motion[1:6].max() < 0.01  # static first shot
-    assert "lead_frame" not in rows[0]
+    assert windows[0].lead_frame is None  # dropped once motion is measured

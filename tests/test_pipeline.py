@@ -124,10 +124,10 @@ def test_a_run_that_dies_half_way_leaves_nothing_readable(
 def test_a_task_whose_worker_dies_drops_only_its_video(ray_session):
     import ray
 
-    from pipeline.config import RayConfig, TaskResources
+    from pipeline.config import RayConfig
     from pipeline.ray_runtime import ensure_ray
     from pipeline.run import _collect_pass1
-    from pipeline.sources import Source
+    from stages.records import VideoRef
 
     ensure_ray(RayConfig(progress=False))
     receipt = {"error": "", "window_index": 0, "is_last": True, "n_frames": 4, "file": "f.parquet",
@@ -141,16 +141,17 @@ def test_a_task_whose_worker_dies_drops_only_its_video(ray_session):
 
     items = [{"video_id": v} for v in ("ok-1", "crash", "ok-2")]
     ds = ray.data.from_items(items, override_num_blocks=3)
-    ds = ds.flat_map(decode_or_die, **TaskResources(num_cpus=0.5).remote_args())
-    sources = [Source(v["video_id"], f"/{v['video_id']}.mp4", "") for v in items]
-    seen = _collect_pass1(sources, ds.iter_batches(batch_size=None, batch_format="numpy"))
-    assert seen["ok-1"]["error"] == seen["ok-2"]["error"] == ""
-    assert seen["crash"]["error"].startswith("no output")
+    ds = ds.flat_map(decode_or_die, num_cpus=0.5, max_retries=1)
+    sources = [VideoRef(v["video_id"], f"/{v['video_id']}.mp4", "") for v in items]
+    seen = _collect_pass1(sources, ds.iter_batches(batch_size=None, batch_format="numpy"), 2.0)
+    assert seen["ok-1"].ok and seen["ok-2"].ok
+    assert seen["crash"].errors["decode"].startswith("no output")
 
 
 def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
     import pipeline.run as run_module
     from pipeline.run import LOST_IN_PASS2, _summarize
+    from stages.records import VideoRecord, VideoRef
 
     returned = pd.DataFrame(
         {"video_id": ["a"], "uri": ["/a.mp4"], "status": ["ok"], "error": [""], "duration_s": [1.0],
@@ -162,12 +163,11 @@ def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
             yield {k: returned[k].to_numpy() for k in returned}
 
     monkeypatch.setattr(run_module, "summarize_plan", lambda *a, **k: OnlyFirstReturns())
-    blank = {"fingerprint": "", "error": "", "feature_files": [], "n_sampled": 2}
-    states = [{"video_id": v, "uri": f"/{v}.mp4", **blank} for v in ("a", "b")]
+    records = [VideoRecord(VideoRef(v, f"/{v}.mp4"), n_sampled=2) for v in ("a", "b")]
     keep: set[str] = set()
-    report = _summarize(load_config(None), Store(tmp_path), "r1", "m", states, keep, lambda _: None)
+    report = _summarize(load_config(None), Store(tmp_path), "r1", "m", records, keep, print)
     lost = report[report["video_id"] == "b"].iloc[0]
-    assert (lost["status"], lost["error"]) == ("error", LOST_IN_PASS2)
+    assert (lost["status"], lost["error"]) == ("error", f"summarize: {LOST_IN_PASS2}")
     assert any("r1-lost" in f for f in keep)
 
 
@@ -187,3 +187,41 @@ def test_videos_never_tried_go_before_ones_that_failed_when_the_run_is_limited(
     second = run_pipeline(limited, str(folder), str(out), log=lambda _: None)
     assert list(second.report["uri"].map(os.path.basename)) == ["zz-new.mp4"]
     assert list(second.report["status"]) == ["ok"]
+
+
+@pytest.fixture
+def toy_parts():
+    from stages import registry
+    from tests.toy_stages import CountingWriter, HalvesShots
+
+    registry.register("shots.detector", "halves", HalvesShots)
+    registry.register("text.writer", "counting", CountingWriter)
+    yield
+    registry.unregister("shots.detector", "halves")
+    registry.unregister("text.writer", "counting")
+
+
+def test_a_part_registered_by_name_runs_through_both_passes(
+    ray_session, toy_parts, tiny_clip, tmp_path
+):
+    picks = ["shots.detector=halves", "text.writer=counting", "select.budget=0.5"]
+    cfg = load_config("local.yaml", [*local_overrides(), *picks])
+    result = run_pipeline(cfg, str(tiny_clip), str(tmp_path), log=lambda _: None)
+    assert result.n_ok == 1
+    segments = pd.read_parquet(tmp_path / "segments").sort_values("seg_index")
+    # The toy's one cut at half of the 18 sampled frames (4.25 s), then pieces of the
+    # budget (4.5 s) at most: the toy, not KTS, decided where segments may begin.
+    assert 4.25 in set(segments["start_s"]) and 4.25 in set(segments["end_s"])
+    summary = pd.read_parquet(tmp_path / "summaries")["text"].iloc[0]
+    assert summary.startswith("toy summary:")
+    default = load_config("local.yaml", local_overrides())
+    from pipeline.versions import model_version
+
+    assert model_version(cfg) != model_version(default)
+
+
+def test_an_unknown_part_name_is_refused_with_the_names_that_exist():
+    from stages.registry import UnknownName
+
+    with pytest.raises(UnknownName, match=r"text.writer='nope'.*template"):
+        load_config("local.yaml", ["text.writer=nope"])

@@ -1,10 +1,13 @@
 import os
+import subprocess
+import sys
 
 import pytest
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from pipeline.config import load_config
 from pipeline.sources import fingerprint_of, list_inputs, make_sources, split_done, video_id_of
+from tests.conftest import ROOT
 
 
 def _touch(path, data=b"x"):
@@ -66,3 +69,38 @@ def test_unknown_keys_and_wrong_types_are_rejected():
         load_config(None, ["select.budget=lots"])
     with pytest.raises(ValueError, match="key=value"):
         load_config(None, ["select.budget"])
+
+
+def test_a_config_error_is_reported_without_loading_torch_or_ray():
+    code = (
+        "import sys; from jobs.cli import main; "
+        "rc = main(['run', '--input', '.', '--output', '/tmp/x', 'shots.detector=nope']); "
+        "print(rc, 'torch' in sys.modules, 'ray' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["2", "False", "False"]
+    assert "shots.detector='nope' is not registered; choose one of: kts" in done.stderr
+
+
+def test_a_plain_install_finds_its_profiles_from_any_folder(tmp_path):
+    # A non-editable install (what cluster nodes get from `pip install .`), used from a
+    # folder that has no conf/ of its own.
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(ROOT)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code = (
+        "import pipeline, pipeline.config as c; "
+        "print(pipeline.__file__); print(c.find_profile('cluster.yaml')); "
+        "print(c.load_config('local.yaml').resources.decode.num_cpus)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    module, profile, decode_cpus = done.stdout.split()
+    assert module.startswith(str(site)) and profile.startswith(str(site))
+    assert float(decode_cpus) == 0.5

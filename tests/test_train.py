@@ -4,8 +4,9 @@ import json
 
 from jobs.train import main as train_main
 from stages import checkpoint as ckpt
-from stages.audio import AudioConfig, AudioEncoder
-from stages.fusion import FusionConfig, FusionScorer
+from stages.audio import AudioEncoder
+from stages.fusion import FusionScorer
+from stages.settings import AudioConfig, FusionConfig, Shared
 
 
 def test_train_writes_loadable_checkpoints_with_held_out_metrics(ray_session, tmp_path, capsys):
@@ -31,7 +32,10 @@ def test_train_writes_loadable_checkpoints_with_held_out_metrics(ray_session, tm
 
     # The stages load what train wrote.
     assert AudioEncoder(AudioConfig(checkpoint=str(out / "audio_rnn.pt"), device="cpu")).trained
-    assert FusionScorer(FusionConfig(checkpoint=str(out / "fusion.pt"), device="cpu")).trained
+    widths = Shared(visual_dim=1280, audio_dim=128)
+    assert FusionScorer(
+        FusionConfig(checkpoint=str(out / "fusion.pt"), device="cpu"), widths
+    ).trained
 
     # A second run reuses the committed features instead of decoding again.
     capsys.readouterr()

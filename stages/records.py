@@ -1,0 +1,244 @@
+"""The typed records that flow between stages (numpy only, no torch, no Ray).
+
+Pass 1 moves `Windows`: a batch of fixed-size windows of one or more videos, one field
+per column, leading axis = window. Ray Data wants columns; `from_columns`/`to_columns`
+are the only place where a window is spelled as keys, so stages read and fill attributes.
+
+Pass 2 moves one `VideoRecord` per video: its identity, probe and typed parts that the
+stages fill in turn (features -> importance -> shots -> selection -> keyframes -> text),
+and `errors`, keyed by the stage that failed.
+
+One name per concept: `wave` is the decoded audio signal, `audio` the audio encoder's
+features (as in the `features` table), `visual` the CNN's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """Which video: a stable id of its canonical URI, and a fingerprint of its bytes."""
+
+    video_id: str
+    uri: str
+    fingerprint: str = ""
+
+
+@dataclass
+class Probe:
+    """What the container says of a video (the `videos` table publishes all but the last two)."""
+
+    duration_s: float = 0.0
+    fps: float = 0.0
+    width: int = 0  # display width, after rotation and pixel aspect ratio
+    height: int = 0
+    video_codec: str = ""
+    has_audio: bool = False
+    rotation: int = 0  # degrees counter-clockwise that the frames are turned for display
+    start_s: float = 0.0  # the video stream's first timestamp; vidgist's times count from it
+
+
+# Probe fields that travel with every window and are published in `videos`.
+PROBE_COLUMNS = ("duration_s", "fps", "width", "height", "video_codec", "has_audio")
+
+
+def effective_duration(stated_s: float, n_sampled: int, fps: float) -> float:
+    """The stated duration, or the decoded length when the container states none or less
+    than it holds (browser-recorded WebM): the last sample sits at (n - 1) / fps."""
+    if (stated_s or 0.0) < (n_sampled - 1) / fps:
+        return n_sampled / fps
+    return float(stated_s)
+
+
+@dataclass
+class Windows:
+    """A batch of pass-1 windows. Fields left None have not been computed yet."""
+
+    video_id: np.ndarray  # [B] str
+    uri: np.ndarray  # [B] str
+    fingerprint: np.ndarray  # [B] str
+    error: np.ndarray  # [B] str, "" when the window is good; an error row has n_frames 0
+    window_index: np.ndarray  # [B] int, -1 on an error row
+    is_last: np.ndarray  # [B] bool: the video's last window (lets sinks see lost windows)
+    n_frames: np.ndarray  # [B] int: valid sampled frames; the rest is padding
+    time_s: np.ndarray  # [B, W] float64 seconds from the first video frame, -1 in padding
+    # The probe, repeated per window so that sinks need no lookup table of videos.
+    duration_s: np.ndarray
+    fps: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    video_codec: np.ndarray
+    has_audio: np.ndarray
+    # Decoded (dropped by the stage that last needs them).
+    frames: np.ndarray | None = None  # [B, W, S, S, 3] uint8
+    lead_frame: np.ndarray | None = None  # [B, S, S, 3]: the sampled frame before the window
+    has_lead: np.ndarray | None = None  # [B] bool
+    wave: np.ndarray | None = None  # [B, W * samples_per_frame] float32 mono
+    wave_from: np.ndarray | None = None  # [B] real audio lies in wave[from:to]; zeros elsewhere
+    wave_to: np.ndarray | None = None
+    # Measured (stages.measure).
+    colour_hist: np.ndarray | None = None  # [B, W, len(PALETTE)]
+    motion: np.ndarray | None = None  # [B, W]
+    loudness_db: np.ndarray | None = None  # [B, W]
+    pitch_hz: np.ndarray | None = None
+    flatness: np.ndarray | None = None
+    # Encoded.
+    visual: np.ndarray | None = None  # [B, W, Dv] float32
+    label_ids: np.ndarray | None = None  # [B, W, k] int16, -1 in padding
+    label_probs: np.ndarray | None = None  # [B, W, k] float32
+    audio: np.ndarray | None = None  # [B, W, Da] float32, zero where audio_mask is False
+    audio_mask: np.ndarray | None = None  # [B, W] bool
+
+    def __len__(self) -> int:
+        return len(self.video_id)
+
+    @classmethod
+    def from_columns(cls, batch: dict[str, Any]) -> Windows:
+        names = {f.name for f in fields(cls)}
+        unknown = set(batch) - names
+        if unknown:
+            raise KeyError(f"not a Windows column: {sorted(unknown)}")
+        return cls(**{k: np.asarray(v) for k, v in batch.items()})
+
+    def to_columns(self) -> dict[str, np.ndarray]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    @classmethod
+    def concat(cls, parts: list[Windows]) -> Windows:
+        columns = [p.to_columns() for p in parts]
+        return cls.from_columns({k: np.concatenate([c[k] for c in columns]) for k in columns[0]})
+
+    def probe_at(self, i: int) -> Probe:
+        return Probe(**{k: _scalar(getattr(self, k)[i]) for k in PROBE_COLUMNS})
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass
+class Features:
+    """A video's pass-1 output, one entry per sampled frame, in time order."""
+
+    time_s: np.ndarray  # [T] float64
+    visual: np.ndarray  # [T, Dv]
+    audio: np.ndarray  # [T, Da]
+    audio_mask: np.ndarray  # [T] bool
+    label_ids: np.ndarray  # [T, k]
+    label_probs: np.ndarray  # [T, k]
+    colour_hist: np.ndarray  # [T, len(PALETTE)]
+    motion: np.ndarray  # [T]
+    loudness_db: np.ndarray  # [T]
+    pitch_hz: np.ndarray  # [T]
+    flatness: np.ndarray  # [T]
+    visual_trained: bool = True  # False: the CNN ran from a seeded init; its labels mean nothing
+
+
+# Per-sampled-frame fields of Features, also the per-frame columns of the features table.
+PER_FRAME = tuple(f.name for f in fields(Features) if f.name not in ("time_s", "visual_trained"))
+
+
+def features_from_windows(windows: Windows, visual_trained: bool = True) -> Features:
+    """One video's encoded windows (in order, error rows excluded) as per-frame Features:
+    how a notebook or the GPU machine runs pass 1 and 2 back to back without Ray."""
+    keep = [i for i in np.argsort(windows.window_index) if not windows.error[i]]
+
+    def valid(column: np.ndarray) -> np.ndarray:
+        return np.concatenate([column[i][: int(windows.n_frames[i])] for i in keep])
+
+    return Features(
+        time_s=valid(windows.time_s),
+        visual_trained=visual_trained,
+        **{name: valid(getattr(windows, name)) for name in PER_FRAME},
+    )
+
+
+@dataclass
+class Segments:
+    """A partition of the sampled frames into segments that never cross a shot boundary."""
+
+    first_step: np.ndarray  # [n_seg] index of each segment's first sampled frame
+    last_step: np.ndarray  # exclusive
+    starts: np.ndarray  # [n_seg] start times (s)
+    ends: np.ndarray
+    duration_s: float
+
+    def __len__(self) -> int:
+        return len(self.first_step)
+
+
+@dataclass
+class Selection:
+    """Scored segments, the ones the knapsack took, and a keyframe step per chosen one."""
+
+    segments: Segments  # the shots, split where a piece would not fit the budget
+    scores: np.ndarray  # [n_seg] mean importance
+    selected: np.ndarray  # [n_seg] bool
+    keyframe_steps: np.ndarray  # one sampled-frame index per selected segment, best first
+    keyframe_segments: np.ndarray
+
+    @property
+    def selected_duration_s(self) -> float:
+        seg = self.segments
+        return float((seg.ends - seg.starts)[self.selected].sum())
+
+
+@dataclass
+class Keyframes:
+    steps: np.ndarray  # sampled-frame index of each, best first
+    segments: np.ndarray  # the segment each belongs to
+    time_s: np.ndarray
+    jpeg: list[bytes]
+    width: np.ndarray
+    height: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.jpeg)
+
+
+@dataclass
+class Caption:
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass
+class Text:
+    summary: str
+    captions: list[Caption]
+
+
+@dataclass
+class VideoRecord:
+    """One video in pass 2. Each stage reads the parts it needs and fills its own."""
+
+    ref: VideoRef
+    probe: Probe = field(default_factory=Probe)
+    n_sampled: int = 0
+    feature_files: list[str] = field(default_factory=list)
+    features: Features | None = None
+    importance: np.ndarray | None = None  # [T] in [0, 1]
+    shots: Segments | None = None
+    selection: Selection | None = None
+    keyframes: Keyframes | None = None
+    text: Text | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # stage name -> one-line reason
+
+    @property
+    def video_id(self) -> str:
+        return self.ref.video_id
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def error(self) -> str:
+        """The first failure as `stage: reason` ("" when the video is fine)."""
+        return "; ".join(f"{stage}: {why}" for stage, why in self.errors.items())

@@ -1,0 +1,32 @@
+"""Toy implementations that tests register by name, to show a new part plugs in."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages.base import VideoStage
+from stages.records import Text, VideoRecord
+from stages.shots import segments_from_change_points
+
+
+class HalvesShots(VideoStage):
+    """shots.detector=halves: a cut in the middle of every video, whatever it shows."""
+
+    name = "shots"
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        time_s = record.features.time_s
+        cps = np.array([len(time_s) // 2], dtype=np.int64)
+        record.shots = segments_from_change_points(cps, time_s, record.probe.duration_s)
+        return record
+
+
+class CountingWriter(VideoStage):
+    """text.writer=counting: says how many segments were chosen, nothing else."""
+
+    name = "text"
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        n = int(record.selection.selected.sum())
+        record.text = Text(f"toy summary: {n} of {len(record.selection.segments)} chosen", [])
+        return record
