@@ -33,7 +33,7 @@ from pipeline.features import features_from_table
 from pipeline.run import run_pipeline
 from pipeline.sources import canonical_uri, make_sources
 from pipeline.store import Store
-from pipeline.versions import encoder_version
+from pipeline.versions import encoder_version, features_version
 from stages import audio as audio_stage
 from stages import checkpoint as ckpt
 from stages import fusion as fusion_stage
@@ -243,7 +243,7 @@ def extract_features(
     """
     work = Path(tc.work)
     out = work / "features-run"
-    encoder, _ = encoder_version(cfg)
+    encoder = features_version(cfg)
     cached = _cached_features(out, videos, encoder)
     if cached is not None:
         _log(f"reusing the committed features of {len(cached)} clips in {out}")
@@ -363,7 +363,7 @@ def evaluate(clips: list[Clip], cfg: VidgistConfig, scorer, trials: int = 1) -> 
         users = np.asarray(truth["user_summary"])
         for trial in range(trials):
             importance = scorer(c, trial)
-            sel = selector.choose(seg, importance)
+            sel = selector.choose(seg, importance, c.time_s)
             machine = machine_summary(
                 frame_times, sel.segments.starts, sel.segments.ends, sel.selected
             )

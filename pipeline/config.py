@@ -63,6 +63,9 @@ class Resources:
     fusion: StageResources = field(
         default_factory=lambda: StageResources(pool="actors", num_cpus=0.5)
     )
+    # The shot detector's per-frame scorer: `tasks` runs it inside the decode task (cheap
+    # numpy, or a model on CPU); `actors` gives it its own pool (a model on a GPU).
+    shots: StageResources = field(default_factory=lambda: StageResources(batch_size=4))
     # shots, select, keyframes and text: CPU work per video, run in turn in one task.
     summarize: StageResources = field(default_factory=lambda: StageResources(max_calls=32))
     write_batch: int = 64  # videos per output file in pass 2, windows per file in pass 1
@@ -131,7 +134,7 @@ def load_config(
     for slot in registry.slots():
         section, key = slot.split(".")
         registry.check(slot, getattr(getattr(config, section), key))
-    for name in ("decode", "visual", "audio", "fusion", "summarize"):
+    for name in ("decode", "visual", "audio", "fusion", "shots", "summarize"):
         pool = getattr(config.resources, name).pool
         if pool not in ("tasks", "actors"):
             raise ValueError(f"resources.{name}.pool must be tasks or actors, got {pool!r}")

@@ -6,6 +6,8 @@ they are; the numbers themselves come from the config (`resources.*`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ray
 from ray.data import Dataset
 
@@ -27,19 +29,28 @@ def encode_plan(
     visual_trained: bool,
 ) -> Dataset:
     r = cfg.resources
-    shared = cfg.decode.shared()
     audio_encoder = registry.resolve("audio.encoder", cfg.audio.encoder)
+    detector = registry.resolve("shots.detector", cfg.shots.detector)
+    scorer_cls = registry.pass1_part(detector)
+    # A detector that decides on every decoded frame has the decoder keep them (tiny).
+    shared = replace(cfg.decode.shared(), shot_frames=scorer_cls is not None)
     # One row per video and one block per row, so decode tasks spread over the cluster.
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
 
     # Decode in CPU tasks that fan each video out into fixed windows: memory is bounded by
     # the window, long videos do not straggle, and workers are recycled every
     # `max_calls` tasks because native decoders can leak or wedge on hostile files.
-    # Colour, motion and loudness are cheap numpy on each decoded window: they run in the
-    # same task, so the window's pixels never leave the worker before they are measured.
-    ds = apply(
-        ds, [Bound(Decoder, cfg.decode, shared), Bound(Measurer, cfg.measure, shared)], r.decode
-    )
+    # Colour, motion and loudness, and the shot detector's per-frame signals, are cheap
+    # numpy on each decoded window: they run in the same task, so the window's pixels
+    # (and every decoded frame, 48x27) never leave the worker before they are measured.
+    decode = [Bound(Decoder, cfg.decode, shared), Bound(Measurer, cfg.measure, shared)]
+    scorer = [Bound(scorer_cls, cfg.shots, shared)] if scorer_cls else []
+    own_pool = bool(scorer) and r.shots.pool == "actors"
+    ds = apply(ds, decode if own_pool else decode + scorer, r.decode)
+    if own_pool:
+        # A detector with a model (TransNetV2) on GPUs: its own actor pool, fed the
+        # windows' 48x27 frames (about 4 KB per decoded frame).
+        ds = apply(ds, scorer, r.shots)
 
     # The CNN is an actor pool: the model loads once per actor, batches of windows keep
     # the device busy, and fractional num_gpus lets several actors share one GPU.

@@ -89,6 +89,15 @@ class FeatureWriter:
             "window_index": pa.array([int(w.window_index[i]) for i in rows], pa.int32()),
             "time_s": _lists([w.time_s[i][:k] for i, k in zip(rows, n, strict=True)], pa.float64()),
         }
+        if w.shot_signal is not None:  # every decoded frame's time and detector signals
+            cols["decoded_time_s"] = _lists([w.decoded_time_s[i] for i in rows], pa.float64())
+            signal = [np.asarray(w.shot_signal[i], np.float32) for i in rows]
+            width = max((s.shape[1] for s in signal if s.ndim == 2 and len(s)), default=0)
+            signal = [s.reshape(len(s), width) for s in signal]
+            cols["shot_signal"] = _lists_of_lists(signal, pa.float32())
+        else:
+            cols["decoded_time_s"] = pa.array([[]] * len(rows), pa.list_(pa.float64()))
+            cols["shot_signal"] = pa.array([[]] * len(rows), pa.list_(pa.list_(pa.float32())))
         for name in PER_FRAME:
             field_type = FEATURES.field(name).type
             column = getattr(w, name)
@@ -120,7 +129,16 @@ def features_from_table(table: pa.Table) -> Features:
         per_frame[name] = values.reshape(len(time_s), -1) if nested else values
     per_frame["audio_mask"] = per_frame["audio_mask"].astype(bool)
     trained = bool(table["visual_trained"][0].as_py()) if len(table) else False
-    return Features(time_s=time_s, visual_trained=trained, **per_frame)
+    decoded_time_s = _flat(table["decoded_time_s"], np.float64, 1)
+    signal = _flat(table["shot_signal"], np.float32, 2)
+    signal = signal.reshape(len(decoded_time_s), -1) if len(decoded_time_s) else signal[:0, None]
+    return Features(
+        time_s=time_s,
+        visual_trained=trained,
+        decoded_time_s=decoded_time_s,
+        shot_signal=signal,
+        **per_frame,
+    )
 
 
 class FeatureLoader(VideoStage):

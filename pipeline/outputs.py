@@ -39,6 +39,7 @@ def video_row(record: VideoRecord, run_id: str, now: datetime) -> dict:
         **{k: probe[k] for k in PROBE_COLUMNS},
         "video_codec": record.probe.video_codec or None,
         "n_sampled": record.n_sampled,
+        "n_shots": record.shots.n_shots if record.shots is not None else None,
         "processed_at": now,
     }
 
@@ -71,6 +72,11 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
             "end_s": float(seg.ends[i]),
             "score": float(sel.scores[i]),
             "selected": bool(sel.selected[i]),
+            "shot_index": int(seg.shot_index[i]),
+            "boundary": seg.kind[i],
+            "confidence": None if np.isnan(seg.confidence[i]) else float(seg.confidence[i]),
+            "summary_start_s": float(sel.excerpt_start[i]) if sel.selected[i] else None,
+            "summary_end_s": float(sel.excerpt_end[i]) if sel.selected[i] else None,
         }
         for i in range(len(seg))
     ]

@@ -27,6 +27,7 @@ from pipeline.versions import (
     check_fusion_matches_encoder,
     code_version,
     encoder_version,
+    features_version,
     model_version,
 )
 from stages.records import PROBE_COLUMNS, Probe, VideoRecord, VideoRef, effective_duration
@@ -130,7 +131,7 @@ def _run(
         log(note)
     started = datetime.now(timezone.utc)
     run_id = new_run_id(started)
-    enc_version, visual_trained = encoder_version(cfg)
+    _, visual_trained = encoder_version(cfg)
     mversion = model_version(cfg)
     if not encode_only:
         check_fusion_matches_encoder(cfg)
@@ -156,7 +157,9 @@ def _run(
         ensure_ray(cfg.ray)
         items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in todo]
         log("pass 1/2: decode + encode")
-        ds1 = encode_plan(items, cfg, str(store.root), run_id, enc_version, visual_trained)
+        ds1 = encode_plan(
+            items, cfg, str(store.root), run_id, features_version(cfg), visual_trained
+        )
         records = list(_collect_pass1(todo, ds1.iter_batches(**_BATCHES), cfg.decode.fps).values())
         keep |= {f for r in records for f in r.feature_files}
         if encode_only:

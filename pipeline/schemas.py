@@ -21,6 +21,7 @@ VIDEOS = pa.schema(
         ("video_codec", pa.string()),
         ("has_audio", pa.bool_()),
         ("n_sampled", pa.int32()),
+        ("n_shots", pa.int32()),
         ("processed_at", TS),
     ]
 )
@@ -34,6 +35,11 @@ SEGMENTS = pa.schema(
         ("end_s", pa.float64()),
         ("score", pa.float32()),
         ("selected", pa.bool_()),
+        ("shot_index", pa.int32()),
+        ("boundary", pa.string()),
+        ("confidence", pa.float32()),
+        ("summary_start_s", pa.float64()),
+        ("summary_end_s", pa.float64()),
     ]
 )
 
@@ -92,6 +98,8 @@ FEATURES = pa.schema(
         ("loudness_db", pa.list_(pa.float32())),
         ("pitch_hz", pa.list_(pa.float32())),
         ("flatness", pa.list_(pa.float32())),
+        ("decoded_time_s", pa.list_(pa.float64())),
+        ("shot_signal", pa.list_(pa.list_(pa.float32()))),
     ]
 )
 

@@ -40,6 +40,14 @@ def encoder_version(cfg: VidgistConfig) -> tuple[str, bool]:
     return f"{v}|{a}|{d.fps:g}fps-{d.frame_size}px", trained
 
 
+def features_version(cfg: VidgistConfig) -> str:
+    """Version of everything pass 1 writes: the encoders, plus the shot detector's
+    per-frame signals when it computes any (the features table is a cache keyed by it)."""
+    enc, _ = encoder_version(cfg)
+    scorer = registry.pass1_part(registry.resolve("shots.detector", cfg.shots.detector))
+    return f"{enc}|shots-{cfg.shots.detector}" if scorer is not None else enc
+
+
 def check_fusion_matches_encoder(cfg: VidgistConfig) -> None:
     """Refuse a fusion checkpoint trained on other features than this config produces."""
     path = ckpt.resolve(cfg.fusion.checkpoint, fusion.BUNDLED)

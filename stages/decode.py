@@ -79,10 +79,20 @@ class _Deadline:
             raise BadInput(f"decoding took longer than {self.seconds:.0f} s")
 
 
-def _sampled_frames(
-    uri: str, cfg: DecodeConfig, rotation: int, deadline: _Deadline
-) -> Iterator[tuple[float, np.ndarray]]:
-    """(time, RGB frame_size^2 image) for the frame on screen at each k / fps."""
+# Every decoded frame is also shrunk to this size (width, height) for shot detection:
+# TransNetV2's input size, and enough for colour-difference detectors.
+SHOT_FRAME = (48, 27)
+# Decoded frames of context a window carries from before and after it (TransNetV2 looks
+# 25 frames each way; the content detector compares frames up to this far apart).
+SHOT_CONTEXT = 25
+
+
+def _decoded_frames(
+    uri: str, cfg: DecodeConfig, rotation: int, deadline: _Deadline, shot_frames: bool
+) -> Iterator[tuple[str, float, np.ndarray]]:
+    """("sample", time, RGB frame_size^2 image) for the frame on screen at each k / fps,
+    and, when `shot_frames`, ("frame", time, RGB 48x27) for every decoded frame, in time
+    order (a sample is yielded before the decoded frame that ends its time on screen)."""
     size = cfg.frame_size
     step = 1.0 / cfg.fps
     with av.open(uri) as container:
@@ -109,8 +119,11 @@ def _sampled_frames(
             t = frame.time - origin
             # Targets before this frame's time were on screen during the previous frame.
             while k * step < t - 1e-6:
-                yield k * step, sample(prev if prev is not None else frame)
+                yield "sample", k * step, sample(prev if prev is not None else frame)
                 k += 1
+            if shot_frames:
+                w, h = SHOT_FRAME
+                yield "frame", t, frame.to_ndarray(format="rgb24", width=w, height=h)
             if prev is not None and t > prev_t:
                 prev_dt = t - prev_t
             prev, prev_t = frame, t
@@ -118,7 +131,7 @@ def _sampled_frames(
             raise BadInput("no video frames could be decoded")
         end = prev_t + (float(prev.duration * prev.time_base) if prev.duration else prev_dt)
         while k * step < end - 1e-6:
-            yield k * step, sample(prev)
+            yield "sample", k * step, sample(prev)
             k += 1
 
 
@@ -185,6 +198,21 @@ def _column_of_one(value, dtype=None) -> np.ndarray:
     return np.array([value], dtype=dtype)
 
 
+def _ragged_of_one(array: np.ndarray) -> np.ndarray:
+    """A column of one row whose value is an array of its own length (decoded frames per
+    window vary with the source's frame rate)."""
+    column = np.empty(1, dtype=object)
+    column[0] = array
+    return column
+
+
+def _tail(context: np.ndarray, decoded: list[tuple[float, np.ndarray]]) -> np.ndarray:
+    """The last SHOT_CONTEXT decoded frames, from what came before and this window's own."""
+    if not decoded:
+        return context
+    return np.concatenate([context, np.stack([d[1] for d in decoded])])[-SHOT_CONTEXT:]
+
+
 class Decoder(SourceStage):
     """Stage: one video in, its windows out (one `Windows` of length 1 each, or one error
     row for a bad video). Containers are closed whatever happens."""
@@ -197,37 +225,51 @@ class Decoder(SourceStage):
         self.samples_per_frame = self.shared.samples_per_frame
 
     def windows(self, ref: VideoRef, meta: Probe | None = None) -> Iterator[Windows]:
-        """The video's windows in order; the last one is not yet marked `is_last`."""
+        """The video's windows in order; the last one is not yet marked `is_last`, and
+        `tiny_tail` is left for `__call__` to fill from the next window."""
         cfg = self.cfg
         meta = meta or probe(ref.uri)
         deadline = _Deadline(cfg.timeout_s)
         W = cfg.window
+        shot_frames = self.shared.shot_frames
         audio = _AudioCursor(ref.uri, cfg, meta.start_s, deadline) if meta.has_audio else None
         try:
             index = 0
             times: list[float] = []
             frames: list[np.ndarray] = []
+            decoded: list[tuple[float, np.ndarray]] = []  # not yet given to a window
+            context = np.zeros((0, *SHOT_FRAME[::-1], 3), np.uint8)  # decoded frames before
             last_t = -1.0
             lead = None
-            for t, img in _sampled_frames(ref.uri, cfg, meta.rotation, deadline):
-                times.append(t)
-                frames.append(img)
-                last_t = t
+            events = _decoded_frames(ref.uri, cfg, meta.rotation, deadline, shot_frames)
+            for kind, t, img in events:
+                if kind == "frame":
+                    decoded.append((t, img))
+                    continue
                 if len(frames) == W:
-                    yield self._window(ref, meta, index, times, frames, audio, lead)
+                    # The next window's first sample: every decoded frame of this window
+                    # (those before its end) has been seen.
+                    end = (index + 1) * W / cfg.fps
+                    mine = [d for d in decoded if d[0] < end - 1e-6]
+                    decoded = decoded[len(mine) :]
+                    yield self._window(ref, meta, index, times, frames, audio, lead, mine, context)
+                    context = _tail(context, mine)
                     index += 1
                     lead = frames[-1]
                     times, frames = [], []
+                times.append(t)
+                frames.append(img)
+                last_t = t
             if frames:
-                yield self._window(ref, meta, index, times, frames, audio, lead)
-            decoded = last_t + 1.0 / cfg.fps
-            if meta.duration_s > 2.0 and decoded < cfg.min_decoded_fraction * meta.duration_s:
-                raise BadInput(f"truncated: decoded {decoded:.1f} s of {meta.duration_s:.1f} s")
+                yield self._window(ref, meta, index, times, frames, audio, lead, decoded, context)
+            decoded_s = last_t + 1.0 / cfg.fps
+            if meta.duration_s > 2.0 and decoded_s < cfg.min_decoded_fraction * meta.duration_s:
+                raise BadInput(f"truncated: decoded {decoded_s:.1f} s of {meta.duration_s:.1f} s")
         finally:
             if audio is not None:
                 audio.close()
 
-    def _window(self, ref, meta, index, times, frames, audio, lead) -> Windows:
+    def _window(self, ref, meta, index, times, frames, audio, lead, decoded, context) -> Windows:
         S, W = self.cfg.frame_size, self.cfg.window
         n = len(frames)
         time_s = np.full(W, -1.0)
@@ -242,7 +284,14 @@ class Decoder(SourceStage):
             b = min(b, n * spf)  # nothing past the last sampled frame
             a = min(a, b)
             samples[b:] = 0.0
-        return self._row(ref, meta, "", index, n, time_s, batch, samples, a, b, lead)
+        w = self._row(ref, meta, "", index, n, time_s, batch, samples, a, b, lead)
+        if self.shared.shot_frames:
+            tiny = np.stack([d[1] for d in decoded]) if decoded else context[:0]
+            w.decoded_time_s = _ragged_of_one(np.array([d[0] for d in decoded], np.float64))
+            w.tiny = _ragged_of_one(tiny)
+            w.tiny_lead = _ragged_of_one(context)
+            w.tiny_tail = _ragged_of_one(context[:0])
+        return w
 
     def __call__(self, ref: VideoRef) -> Iterator[Windows]:
         try:
@@ -256,6 +305,9 @@ class Decoder(SourceStage):
         try:
             for w in self.windows(ref, meta):
                 if held is not None:
+                    if self.shared.shot_frames:
+                        # Look-ahead context for detectors that look past the window's end.
+                        held.tiny_tail[0] = w.tiny[0][:SHOT_CONTEXT]
                     yield held
                 held = w
         except Exception as exc:
@@ -270,7 +322,7 @@ class Decoder(SourceStage):
     def error_row(self, ref: VideoRef, meta: Probe, exc: BaseException) -> Windows:
         """A window-shaped row that carries only the reason (so batches keep one schema)."""
         W, S = self.cfg.window, self.cfg.frame_size
-        return self._row(
+        row = self._row(
             ref,
             meta,
             one_line(exc),
@@ -284,6 +336,11 @@ class Decoder(SourceStage):
             None,
             is_last=True,
         )
+        if self.shared.shot_frames:
+            none = np.zeros((0, *SHOT_FRAME[::-1], 3), np.uint8)
+            row.decoded_time_s = _ragged_of_one(np.zeros(0))
+            row.tiny, row.tiny_lead, row.tiny_tail = (_ragged_of_one(none) for _ in range(3))
+        return row
 
     def _row(
         self, ref, meta, error, index, n, time_s, frames, wave, a, b, lead, is_last=False

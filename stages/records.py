@@ -81,6 +81,13 @@ class Windows:
     wave: np.ndarray | None = None  # [B, W * samples_per_frame] float32 mono
     wave_from: np.ndarray | None = None  # [B] real audio lies in wave[from:to]; zeros elsewhere
     wave_to: np.ndarray | None = None
+    # Every decoded frame, for shot detection (only when a detector asks for them): per
+    # window an array of its own length, since frames per window vary with the frame rate.
+    decoded_time_s: np.ndarray | None = None  # [B] of [m] float64
+    tiny: np.ndarray | None = None  # [B] of [m, 27, 48, 3] uint8
+    tiny_lead: np.ndarray | None = None  # [B] of [<=25, 27, 48, 3]: decoded frames before
+    tiny_tail: np.ndarray | None = None  # [B] of [<=25, 27, 48, 3]: decoded frames after
+    shot_signal: np.ndarray | None = None  # [B] of [m, k] float32: the detector's per frame
     # Measured (stages.measure).
     colour_hist: np.ndarray | None = None  # [B, W, len(PALETTE)]
     motion: np.ndarray | None = None  # [B, W]
@@ -137,10 +144,17 @@ class Features:
     pitch_hz: np.ndarray  # [T]
     flatness: np.ndarray  # [T]
     visual_trained: bool = True  # False: the CNN ran from a seeded init; its labels mean nothing
+    # Per decoded frame (not per sampled frame): times and the shot detector's signals.
+    decoded_time_s: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [M]
+    shot_signal: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
 
 
 # Per-sampled-frame fields of Features, also the per-frame columns of the features table.
-PER_FRAME = tuple(f.name for f in fields(Features) if f.name not in ("time_s", "visual_trained"))
+PER_FRAME = tuple(
+    f.name
+    for f in fields(Features)
+    if f.name not in ("time_s", "visual_trained", "decoded_time_s", "shot_signal")
+)
 
 
 def features_from_windows(windows: Windows, visual_trained: bool = True) -> Features:
@@ -151,10 +165,17 @@ def features_from_windows(windows: Windows, visual_trained: bool = True) -> Feat
     def valid(column: np.ndarray) -> np.ndarray:
         return np.concatenate([column[i][: int(windows.n_frames[i])] for i in keep])
 
+    decoded = {}
+    if windows.shot_signal is not None:
+        decoded = {
+            "decoded_time_s": np.concatenate([windows.decoded_time_s[i] for i in keep]),
+            "shot_signal": np.concatenate([windows.shot_signal[i] for i in keep]),
+        }
     return Features(
         time_s=valid(windows.time_s),
         visual_trained=visual_trained,
         **{name: valid(getattr(windows, name)) for name in PER_FRAME},
+        **decoded,
     )
 
 
@@ -167,6 +188,24 @@ class Segments:
     starts: np.ndarray  # [n_seg] start times (s)
     ends: np.ndarray
     duration_s: float
+    shot_index: np.ndarray | None = None  # [n_seg] the shot each segment lies in
+    # How each segment begins: None (the video's start), 'cut', 'gradual' (a dissolve or
+    # fade, placed at its middle) or 'split' (inside a long shot, where content changes).
+    kind: np.ndarray | None = None  # [n_seg] object
+    confidence: np.ndarray | None = None  # [n_seg] the detector's strength; NaN if none
+
+    def __post_init__(self) -> None:
+        n = len(self.first_step)
+        if self.shot_index is None:
+            self.shot_index = np.zeros(n, np.int64)
+        if self.kind is None:
+            self.kind = np.array([None] + ["split"] * (n - 1), dtype=object)[:n]
+        if self.confidence is None:
+            self.confidence = np.full(n, np.nan)
+
+    @property
+    def n_shots(self) -> int:
+        return int(self.shot_index.max()) + 1 if len(self.shot_index) else 0
 
     def __len__(self) -> int:
         return len(self.first_step)
@@ -174,18 +213,34 @@ class Segments:
 
 @dataclass
 class Selection:
-    """Scored segments, the ones the knapsack took, and a keyframe step per chosen one."""
+    """Scored segments, the ones the knapsack took, and a keyframe step per chosen one.
 
-    segments: Segments  # the shots, split where a piece would not fit the budget
+    A chosen segment longer than the whole budget is represented in the summary by its
+    best excerpt (the budget-long run of sampled frames with the highest importance), so
+    segments can follow the shots without being cut up to fit the budget.
+    """
+
+    segments: Segments
     scores: np.ndarray  # [n_seg] mean importance
     selected: np.ndarray  # [n_seg] bool
     keyframe_steps: np.ndarray  # one sampled-frame index per selected segment, best first
     keyframe_segments: np.ndarray
+    # The part of each segment the summary keeps (the whole segment unless it is longer
+    # than the budget); meaningful where selected.
+    excerpt_first: np.ndarray | None = None  # [n_seg] sampled-frame indices
+    excerpt_last: np.ndarray | None = None  # exclusive
+    excerpt_start: np.ndarray | None = None  # [n_seg] seconds
+    excerpt_end: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        seg = self.segments
+        if self.excerpt_first is None:
+            self.excerpt_first, self.excerpt_last = seg.first_step, seg.last_step
+            self.excerpt_start, self.excerpt_end = seg.starts, seg.ends
 
     @property
     def selected_duration_s(self) -> float:
-        seg = self.segments
-        return float((seg.ends - seg.starts)[self.selected].sum())
+        return float((self.excerpt_end - self.excerpt_start)[self.selected].sum())
 
 
 @dataclass

@@ -13,7 +13,11 @@ import importlib
 
 # slot (the config key that chooses) -> name -> implementation
 _SLOTS: dict[str, dict[str, str | type]] = {
-    "shots.detector": {"kts": "stages.shots:KTSShots"},
+    "shots.detector": {
+        "content": "stages.shots:ContentShots",
+        "transnetv2": "stages.transnet:TransNetShots",
+        "kts": "stages.shots:KTSShots",
+    },
     "audio.encoder": {"rnn": "stages.audio:AudioEncoder"},
     "fusion.model": {"attention": "stages.fusion:FusionScorer"},
     "text.writer": {"template": "stages.text:TemplateWriter"},
@@ -48,6 +52,12 @@ def check(slot: str, name: str) -> None:
         raise UnknownName(
             f"{slot}={name!r} is not registered; choose one of: {', '.join(names(slot))}"
         )
+
+
+def pass1_part(detector: type) -> type | None:
+    """The window stage a shot detector runs in pass 1 on every decoded frame (its
+    `scorer`), or None for a detector that works on the sampled frames' features alone."""
+    return getattr(detector, "scorer", None)
 
 
 def resolve(slot: str, name: str) -> type:

@@ -48,8 +48,9 @@ class Selector(VideoStage):
         super().__init__(cfg or SelectConfig(), shared or Shared())
 
     def fit_budget(self, seg: Segments, time_s: np.ndarray) -> Segments:
-        """Halve every segment that is longer than the whole budget until each fits: a shot
-        longer than the summary could never be chosen; its pieces can."""
+        """Halve every segment that is longer than the whole budget until each fits. Only
+        the SumMe/TVSum protocol path uses this (`vidgist train`'s evaluation); a run keeps
+        its segments and takes excerpts of long ones instead (see `choose`)."""
         capacity = self._capacity(seg.duration_s)
         cps = seg.first_step[1:]
         while True:
@@ -61,22 +62,44 @@ class Selector(VideoStage):
             seg = segments_from_change_points(cps, time_s, seg.duration_s)
 
     def _weights(self, seg: Segments) -> np.ndarray:
-        return np.ceil((seg.ends - seg.starts) / self.cfg.resolution_s - 1e-9).astype(np.int64)
+        return self._piece_weights(seg.starts, seg.ends)
 
     def _capacity(self, duration_s: float) -> int:
         return int(math.floor(self.cfg.budget * duration_s / self.cfg.resolution_s + 1e-9))
 
-    def choose(self, seg: Segments, importance: np.ndarray) -> Selection:
-        """Score the segments and pick them under the budget; one keyframe per pick."""
-        first, last = seg.first_step, seg.last_step
-        scores = np.array([importance[a:b].mean() for a, b in zip(first, last, strict=True)])
-        weights = self._weights(seg)
-        selected = knapsack(scores, weights, self._capacity(seg.duration_s))
+    def _excerpts(self, seg: Segments, importance: np.ndarray, time_s: np.ndarray):
+        """Per segment, the part the summary would keep: the whole segment when it fits the
+        budget, else the budget-long run of sampled frames with the most importance."""
+        fps = self.shared.fps
+        capacity_s = self._capacity(seg.duration_s) * self.cfg.resolution_s
+        k = max(1, int(math.floor(capacity_s * fps + 1e-9)))  # sampled frames that fit
+        first, last = seg.first_step.copy(), seg.last_step.copy()
+        start, end = seg.starts.astype(float).copy(), seg.ends.astype(float).copy()
+        for s in np.flatnonzero(self._weights(seg) > self._capacity(seg.duration_s)):
+            a, b = int(seg.first_step[s]), int(seg.last_step[s])
+            n = min(k, b - a)
+            sums = np.convolve(importance[a:b], np.ones(n), mode="valid")
+            j = a + int(np.argmax(sums))
+            first[s], last[s] = j, j + n
+            start[s] = max(float(seg.starts[s]), float(time_s[j]))
+            end[s] = min(float(seg.ends[s]), float(time_s[j]) + n / fps)
+        return first, last, start, end
+
+    def choose(self, seg: Segments, importance: np.ndarray, time_s: np.ndarray) -> Selection:
+        """Score the segments and pick them (or their best excerpts) under the budget; one
+        keyframe per pick, the best sampled frame of what the summary keeps."""
+        scores = np.array(
+            [importance[a:b].mean() for a, b in zip(seg.first_step, seg.last_step, strict=True)]
+        )
+        first, last, start, end = self._excerpts(seg, importance, time_s)
+        values = np.array([importance[a:b].mean() for a, b in zip(first, last, strict=True)])
+        weights = self._piece_weights(start, end)
+        selected = knapsack(values, weights, self._capacity(seg.duration_s))
         if not selected.any():
             # Too short for any piece to fit: keep the best shortest piece (at most one
             # sampled frame over budget) so that every video has a summary.
             shortest = np.flatnonzero(weights == weights.min())
-            selected[shortest[np.argmax(scores[shortest])]] = True
+            selected[shortest[np.argmax(values[shortest])]] = True
         segs = np.flatnonzero(selected)
         best = [int(first[s] + np.argmax(importance[first[s] : last[s]])) for s in segs]
         order = np.argsort([-importance[b] for b in best], kind="stable")
@@ -86,9 +109,15 @@ class Selector(VideoStage):
             selected,
             np.array(best, dtype=np.int64)[order],
             segs[order].astype(np.int64),
+            first,
+            last,
+            start,
+            end,
         )
 
+    def _piece_weights(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        return np.ceil((end - start) / self.cfg.resolution_s - 1e-9).astype(np.int64)
+
     def __call__(self, record: VideoRecord) -> VideoRecord:
-        seg = self.fit_budget(record.shots, record.features.time_s)
-        record.selection = self.choose(seg, record.importance)
+        record.selection = self.choose(record.shots, record.importance, record.features.time_s)
         return record

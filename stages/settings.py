@@ -18,6 +18,8 @@ class Shared:
     sample_rate: int = 16000  # audio samples per second (mono)
     frame_size: int = 224  # sampled frames are frame_size x frame_size
     window: int = 32  # sampled frames per pass-1 window
+    # Does the shot detector need every decoded frame (tiny) in pass 1?
+    shot_frames: bool = False
     # Widths of the stored features, known once pass 1 has run (pass 2's stages need them).
     visual_dim: int = 0
     audio_dim: int = 0
@@ -94,9 +96,20 @@ class FusionConfig:
 
 @dataclass
 class ShotsConfig:
-    detector: str = "kts"  # registered shot detector (stages.registry)
+    detector: str = "content"  # registered (stages.registry): content | transnetv2 | kts
+    # content: a cut needs this much mean HSV change (0-255 scale) between two frames...
+    min_cut_change: float = 15.0
+    # ... and this many times the change of its 2 neighbours each side (adaptive threshold).
+    cut_ratio: float = 3.0
+    # A gradual transition needs this much change across 25 decoded frames at its peak.
+    min_gradual_change: float = 25.0
+    min_shot_s: float = 0.5  # boundaries closer than this keep only the strongest
+    # transnetv2: a frame is in a transition above this probability (the reference's 0.5).
+    transnet_threshold: float = 0.5
+    transnet_batch: int = 8  # 100-frame inputs per forward pass
+    device: str = "auto"  # for detectors with a model
     min_segment_s: float = 1.0  # KTS never makes a segment shorter than this
-    max_segment_s: float = 120.0  # ... nor longer than this
+    max_segment_s: float = 30.0  # a longer shot is split by KTS where its content changes
     max_change_points: int = 500  # upper bound for KTS's search over the number of change points
     max_mean_segment_s: float = 30.0  # KTS returning longer segments on average counts as "too few"
     fallback_segment_s: float = 5.0  # then segments of about this length are used instead

@@ -1,20 +1,32 @@
-"""Shot detection stage: where the video's segments may begin.
+"""Shot detection: where the video's segments may begin.
 
-`kts` (kernel temporal segmentation over the sampled frames' CNN features) is the
-detector today; it is also the segmentation the SumMe/TVSum protocol prescribes. Other
-detectors register under `shots.detector` in stages/registry.py and fill the same part,
-`record.shots`: a partition of the sampled frames into segments.
+A detector is registered under `shots.detector` (stages/registry.py) and fills
+`record.shots` in pass 2. Detectors that look at every decoded frame also name a pass-1
+`scorer`: a window stage that turns the window's tiny decoded frames into a few numbers
+per frame (`shot_signal`), so pass 2 decides cuts from the whole video's signals without
+the pixels.
+
+- `content` (CPU, the local default): colour change between consecutive frames with an
+  adaptive threshold (PySceneDetect's AdaptiveDetector family) for hard cuts, and change
+  over `SHOT_CONTEXT` frames for gradual transitions (dissolves, fades), one boundary each.
+- `kts`: kernel temporal segmentation on the sampled frames' CNN features; not a cut
+  detector, but the segmentation the SumMe/TVSum protocol prescribes.
+
+Segments follow the shots: a segment never crosses a boundary, and a shot longer than
+`max_segment_s` is split by KTS inside it, where its content changes most.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
 from stages import kts
-from stages.base import VideoStage
-from stages.records import Segments, VideoRecord
+from stages.base import VideoStage, WindowStage
+from stages.decode import SHOT_CONTEXT
+from stages.records import Segments, VideoRecord, Windows
 from stages.settings import Shared, ShotsConfig
 
 
@@ -29,9 +41,11 @@ def segments_from_change_points(cps: np.ndarray, time_s: np.ndarray, duration_s:
 
 
 class KTSShots(VideoStage):
-    """Stage: KTS change points of the visual (and optionally audio) features."""
+    """Stage (`shots.detector=kts`): KTS change points of the visual (and optionally audio)
+    features. Its boundaries are content changes, not detected cuts: kind 'split'."""
 
     name = "shots"
+    scorer: ClassVar[type[WindowStage] | None] = None
 
     def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
         super().__init__(cfg or ShotsConfig(), shared or Shared())
@@ -52,9 +66,234 @@ class KTSShots(VideoStage):
         )
 
     def __call__(self, record: VideoRecord) -> VideoRecord:
-        f = record.features
-        features = f.visual
-        if self.cfg.use_audio:
-            features = np.concatenate([kts.unit_rows(f.visual), kts.unit_rows(f.audio)], axis=1)
-        record.shots = self.segments(f.time_s, features, record.probe.duration_s)
+        record.shots = self.segments(
+            record.features.time_s, _kernel_features(record, self.cfg), record.probe.duration_s
+        )
         return record
+
+
+def _kernel_features(record: VideoRecord, cfg: ShotsConfig) -> np.ndarray:
+    f = record.features
+    if cfg.use_audio:
+        return np.concatenate([kts.unit_rows(f.visual), kts.unit_rows(f.audio)], axis=1)
+    return f.visual
+
+
+# ---------------------------------------------------------------- content detector
+
+
+def _hsv(rgb: np.ndarray) -> np.ndarray:
+    """[..., 3] uint8 RGB -> float32 HSV on OpenCV's scales (H 0-180, S and V 0-255)."""
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    v = x.max(-1)
+    c = v - x.min(-1)
+    s = np.where(v > 0, 255.0 * c / np.maximum(v, 1e-6), 0.0)
+    safe = np.maximum(c, 1e-6)
+    h = np.where(
+        v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe)
+    )
+    h = np.where(c > 0, (h * 30.0) % 180.0, 0.0)
+    return np.stack([h, s, v], -1)
+
+
+def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean absolute HSV difference per frame pair (hue taken round its circle)."""
+    d = np.abs(a - b)
+    d[..., 0] = np.minimum(d[..., 0], 180.0 - d[..., 0])
+    return d.mean(axis=tuple(range(1, d.ndim - 1))).mean(-1)
+
+
+class ContentScorer(WindowStage):
+    """Pass-1 part of `content`: per decoded frame, its HSV change from the frame before
+    (hard cuts) and from the frame SHOT_CONTEXT frames before (gradual transitions).
+    Drops the tiny frames, so only two numbers per frame leave the decode task."""
+
+    name = "shots"
+
+    def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or ShotsConfig(), shared or Shared())
+
+    def __call__(self, windows: Windows) -> Windows:
+        signals = np.empty(len(windows), dtype=object)
+        for i in range(len(windows)):
+            tiny, lead = windows.tiny[i], windows.tiny_lead[i]
+            m = len(tiny)
+            frames = _hsv(np.concatenate([lead, tiny])) if m else np.zeros((0, 27, 48, 3))
+            first = len(lead)  # index of the window's first frame in `frames`
+            if m and not first:  # the video's first frame: nothing before it changed
+                frames = np.concatenate([frames[:1], frames])
+                first = 1
+            idx = np.arange(first, first + m)
+            short = _change(frames[idx], frames[idx - 1]) if m else np.zeros(0)
+            far = _change(frames[idx], frames[np.maximum(idx - SHOT_CONTEXT, 0)]) if m else short
+            signals[i] = np.stack([short, far], -1).astype(np.float32).reshape(m, 2)
+        windows.shot_signal = signals
+        windows.tiny = windows.tiny_lead = windows.tiny_tail = None
+        return windows
+
+
+class FrameShots(VideoStage):
+    """Base of the detectors that decide on every decoded frame: subclasses give the
+    boundaries; this class turns them into segments over the sampled frames."""
+
+    name = "shots"
+    scorer: ClassVar[type[WindowStage] | None] = None
+
+    def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg or ShotsConfig(), shared or Shared())
+
+    def boundaries(
+        self, time_s: np.ndarray, signal: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame index of each new shot's first frame, kind, confidence)."""
+        raise NotImplementedError
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        f = record.features
+        idx, kinds, conf = self.boundaries(f.decoded_time_s, f.shot_signal)
+        record.shots = segments_from_boundaries(
+            f.decoded_time_s[idx],
+            kinds,
+            conf,
+            f.time_s,
+            _kernel_features(record, self.cfg),
+            record.probe.duration_s,
+            self.cfg,
+            self.shared.fps,
+        )
+        return record
+
+
+def _min_gap(frames: np.ndarray, strength: np.ndarray, min_gap: int) -> np.ndarray:
+    """Keep the strongest of boundaries closer than `min_gap` frames (greedy by strength)."""
+    kept: list[int] = []
+    for i in np.argsort(-strength, kind="stable"):
+        if all(abs(int(frames[i]) - int(frames[j])) >= min_gap for j in kept):
+            kept.append(int(i))
+    return np.array(sorted(kept, key=lambda j: frames[j]), dtype=np.int64)
+
+
+class ContentShots(FrameShots):
+    """Stage (`shots.detector=content`): hard cuts where a frame's colour change is both
+    large (`min_cut_change`) and `cut_ratio` times its neighbours' (an adaptive threshold,
+    so steady motion does not cut); gradual transitions where the change across
+    SHOT_CONTEXT frames peaks well above its surroundings with no hard cut inside."""
+
+    scorer = ContentScorer
+
+    def boundaries(self, time_s, signal):
+        cfg = self.cfg
+        n = len(time_s)
+        if n < 3:
+            return np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0)
+        short, far = signal[:, 0].astype(np.float64), signal[:, 1].astype(np.float64)
+        rate = (n - 1) / max(time_s[-1] - time_s[0], 1e-6)  # decoded frames per second
+        min_gap = max(1, int(round(cfg.min_shot_s * rate)))
+        w = 2  # neighbours each side for the adaptive average (PySceneDetect's default)
+        padded = np.pad(short, w, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1)
+        neighbours = (windows.sum(1) - short) / (2 * w)
+        ratio = short / np.maximum(neighbours, 1.0)
+        # A hard cut changes the picture in one frame: most of the change across the last
+        # SHOT_CONTEXT frames happens at it. A spike at the end of a dissolve does not.
+        sudden = short >= 0.4 * far
+        is_cut = (short >= cfg.min_cut_change) & (ratio >= cfg.cut_ratio) & sudden
+        is_cut[0] = False
+        cuts = np.flatnonzero(is_cut)
+        cut_conf = ratio[cuts] / (ratio[cuts] + cfg.cut_ratio)
+
+        # Gradual: `far` peaks over a transition; away from it (beyond SHOT_CONTEXT frames)
+        # it falls back. A hard cut also raises `far` for SHOT_CONTEXT frames: skip those.
+        k = SHOT_CONTEXT
+        near_cut = np.zeros(n, bool)
+        for c in cuts:
+            near_cut[max(0, c - 1) : c + k + 1] = True
+        gradual = []
+        for i in range(k, n):
+            if near_cut[i] or far[i] < cfg.min_gradual_change:
+                continue
+            lo, hi = max(0, i - k), min(n, i + k + 1)
+            if far[i] < far[lo:hi].max():
+                continue  # not the peak of its transition
+            around = np.concatenate(
+                [far[max(0, i - 3 * k) : max(0, i - k)], far[i + k : i + 3 * k]]
+            )
+            base = float(np.median(around)) if len(around) else 0.0
+            if far[i] >= cfg.cut_ratio * max(base, 1.0):
+                # The peak of `far` lags the transition's middle by half the context.
+                middle = max(1, i - k // 2)
+                gradual.append((middle, far[i] / (far[i] + cfg.cut_ratio * max(base, 1.0))))
+        frames = np.concatenate([cuts, [g[0] for g in gradual]]).astype(np.int64)
+        kinds = np.array(["cut"] * len(cuts) + ["gradual"] * len(gradual), dtype=object)
+        conf = np.concatenate([cut_conf, [g[1] for g in gradual]])
+        keep = _min_gap(frames, conf + (kinds == "cut"), min_gap)
+        return frames[keep], kinds[keep], conf[keep]
+
+
+def segments_from_boundaries(
+    starts_s: np.ndarray,
+    kinds: np.ndarray,
+    confidence: np.ndarray,
+    time_s: np.ndarray,
+    features: np.ndarray,
+    duration_s: float,
+    cfg: ShotsConfig,
+    fps: float,
+) -> Segments:
+    """Segments over the sampled frames: one per shot (a sampled frame belongs to the shot
+    on screen at its time), and shots longer than `max_segment_s` split by KTS inside."""
+    n = len(time_s)
+    order = np.argsort(starts_s, kind="stable")
+    starts_s, kinds, confidence = starts_s[order], kinds[order], confidence[order]
+    steps = np.searchsorted(time_s, starts_s - 1e-9, side="left")
+    # A shot with no sampled frame (shorter than 1 / fps, or starting after the last one)
+    # joins the shot before it: every segment needs a frame to be scored.
+    keep = [
+        i
+        for i in range(len(steps))
+        if 0 < steps[i] < n and not (i + 1 < len(steps) and steps[i + 1] == steps[i])
+    ]
+    starts_s, kinds, confidence, steps = starts_s[keep], kinds[keep], confidence[keep], steps[keep]
+
+    first, start_s, kind, conf, shot = [], [], [], [], []
+    edges = [0, *steps.tolist(), n]
+    shot_start = [0.0, *starts_s.tolist()]
+    shot_kind = [None, *kinds.tolist()]
+    shot_conf = [np.nan, *confidence.tolist()]
+    max_len = max(2, int(round(cfg.max_segment_s * fps)))
+    min_len = max(1, int(round(cfg.min_segment_s * fps)))
+    for j in range(len(edges) - 1):
+        a, b = edges[j], edges[j + 1]
+        first.append(a)
+        start_s.append(shot_start[j])
+        kind.append(shot_kind[j])
+        conf.append(shot_conf[j])
+        shot.append(j)
+        if b - a > max_len:
+            length = b - a
+            max_cps = max(1, length // min_len - 1)
+            min_cps = math.ceil(length / max_len) - 1
+            cps = kts.segment(
+                features[a:b], max_cps, min_len, max_len, cfg.max_steps, min_cps, min_cps
+            )
+            for c in cps:
+                first.append(a + int(c))
+                start_s.append(float(time_s[a + int(c)]))
+                kind.append("split")
+                conf.append(np.nan)
+                shot.append(j)
+    first_a = np.array(first, np.int64)
+    last_a = np.concatenate([first_a[1:], [n]]).astype(np.int64)
+    starts = np.array(start_s, np.float64)
+    ends = np.concatenate([starts[1:], [duration_s]])
+    return Segments(
+        first_a,
+        last_a,
+        starts,
+        ends,
+        duration_s,
+        np.array(shot, np.int64),
+        np.array(kind, dtype=object),
+        np.array(conf, np.float64),
+    )

@@ -89,14 +89,15 @@ class TemplateWriter(VideoStage):
     def write(self, record: VideoRecord) -> Text:
         sel = record.selection
         seg = sel.segments
+        # What the summary keeps of each chosen segment (an excerpt of a long one).
         captions = [
             Caption(
-                float(seg.starts[s]),
-                float(seg.ends[s]),
+                float(sel.excerpt_start[s]),
+                float(sel.excerpt_end[s]),
                 self.caption(
                     record.features,
-                    int(seg.first_step[s]),
-                    int(seg.last_step[s]),
+                    int(sel.excerpt_first[s]),
+                    int(sel.excerpt_last[s]),
                     record.probe.has_audio,
                 ),
             )

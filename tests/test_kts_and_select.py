@@ -97,18 +97,22 @@ def test_a_video_too_short_for_any_segment_still_gets_one_within_one_sampled_fra
     assert sel.selected_duration_s <= 0.15 * 3.0 + 0.5
 
 
-def test_shots_longer_than_the_budget_are_split_into_pieces_that_fit():
+def test_a_shot_longer_than_the_budget_stays_whole_and_its_best_excerpt_is_summarized():
     time_s = np.arange(40) / 2.0
     x, _ = _planted([20, 20], seed=6)
-    sel = _select(time_s, np.ones(40), x, 20.0)
-    assert 20 in sel.segments.first_step  # the real cut is kept
-    assert (
-        sel.segments.last_step - sel.segments.first_step
-    ).max() <= 6  # 15% of 20 s is 3 s = 6 frames
-    assert sel.selected.any()
+    importance = np.full(40, 0.1)
+    importance[30:36] = 0.9  # 15 s to 18 s: what matters, inside the second 10 s shot
+    sel = _select(time_s, importance, x, 20.0)
+    assert list(sel.segments.first_step) == [0, 20]  # the shots, not pieces of them
+    (chosen,) = np.flatnonzero(sel.selected)
+    assert chosen == 1
+    assert (sel.excerpt_first[1], sel.excerpt_last[1]) == (30, 36)  # 15% of 20 s = 6 frames
+    assert (sel.excerpt_start[1], sel.excerpt_end[1]) == (15.0, 18.0)
+    assert sel.selected_duration_s <= 3.0
+    assert 30 <= sel.keyframe_steps[0] < 36
 
 
-def test_the_last_piece_of_a_long_final_shot_fits_the_budget_too():
+def test_the_end_of_a_long_final_shot_can_be_summarized():
     # 20 s, two 10 s shots, everything important at the very end: the end must be choosable.
     time_s = np.arange(40) / 2.0
     x, _ = _planted([20, 20], seed=7)
@@ -116,7 +120,7 @@ def test_the_last_piece_of_a_long_final_shot_fits_the_budget_too():
     importance[-3:] = 1.0
     sel = _select(time_s, importance, x, 20.0)
     chosen = np.flatnonzero(sel.selected)
-    assert sel.segments.last_step[chosen].max() == 40
+    assert sel.excerpt_last[chosen].max() == 40 and sel.excerpt_end[chosen].max() == 20.0
     assert sel.selected_duration_s <= 3.0
 
 

@@ -64,7 +64,11 @@ def test_every_table_holds_consistent_rows_for_the_good_videos(first_run):
             and (seg["start_s"].values[1:] == seg["end_s"].values[:-1]).all()
         )
         chosen = seg[seg["selected"]]
-        assert (chosen["end_s"] - chosen["start_s"]).sum() <= 0.15 * 9.0 + 0.5
+        kept = (chosen["summary_end_s"] - chosen["summary_start_s"]).sum()
+        assert 0 < kept <= 0.15 * 9.0 + 0.5
+        # The tiny clip's three 3-s shots, cut at 3 s and 6 s, found on the frame.
+        assert list(seg["start_s"]) == [0.0, 3.0, 6.0] and list(seg["shot_index"]) == [0, 1, 2]
+        assert seg["boundary"].isna().iloc[0] and list(seg["boundary"].iloc[1:]) == ["cut", "cut"]
         kf = keyframes[keyframes["video_id"] == vid]
         assert set(kf["seg_index"]) <= set(chosen["seg_index"])
         assert (kf["jpeg"].map(len) > 1000).all()
@@ -130,9 +134,19 @@ def test_a_task_whose_worker_dies_drops_only_its_video(ray_session):
     from stages.records import VideoRef
 
     ensure_ray(RayConfig(progress=False))
-    receipt = {"error": "", "window_index": 0, "is_last": True, "n_frames": 4, "file": "f.parquet",
-               "duration_s": 2.0, "fps": 24.0, "width": 8, "height": 8, "video_codec": "h264",
-               "has_audio": False}  # fmt: skip
+    receipt = {
+        "error": "",
+        "window_index": 0,
+        "is_last": True,
+        "n_frames": 4,
+        "file": "f.parquet",
+        "duration_s": 2.0,
+        "fps": 24.0,
+        "width": 8,
+        "height": 8,
+        "video_codec": "h264",
+        "has_audio": False,
+    }
 
     def decode_or_die(row):
         if row["video_id"] == "crash":
@@ -154,9 +168,18 @@ def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
     from stages.records import VideoRecord, VideoRef
 
     returned = pd.DataFrame(
-        {"video_id": ["a"], "uri": ["/a.mp4"], "status": ["ok"], "error": [""], "duration_s": [1.0],
-         "n_segments": [1], "n_keyframes": [1], "summary_s": [0.1], "files": [""]}
-    )  # fmt: skip
+        {
+            "video_id": ["a"],
+            "uri": ["/a.mp4"],
+            "status": ["ok"],
+            "error": [""],
+            "duration_s": [1.0],
+            "n_segments": [1],
+            "n_keyframes": [1],
+            "summary_s": [0.1],
+            "files": [""],
+        }
+    )
 
     class OnlyFirstReturns:
         def iter_batches(self, **_):
@@ -209,8 +232,8 @@ def test_a_part_registered_by_name_runs_through_both_passes(
     result = run_pipeline(cfg, str(tiny_clip), str(tmp_path), log=lambda _: None)
     assert result.n_ok == 1
     segments = pd.read_parquet(tmp_path / "segments").sort_values("seg_index")
-    # The toy's one cut at half of the 18 sampled frames (4.25 s), then pieces of the
-    # budget (4.5 s) at most: the toy, not KTS, decided where segments may begin.
+    # The toy's one cut at half of the 18 sampled frames (4.25 s): the toy, not the
+    # default detector (which cuts at 3 s and 6 s), decided where segments begin.
     assert 4.25 in set(segments["start_s"]) and 4.25 in set(segments["end_s"])
     summary = pd.read_parquet(tmp_path / "summaries")["text"].iloc[0]
     assert summary.startswith("toy summary:")
@@ -225,3 +248,27 @@ def test_an_unknown_part_name_is_refused_with_the_names_that_exist():
 
     with pytest.raises(UnknownName, match=r"text.writer='nope'.*template"):
         load_config("local.yaml", ["text.writer=nope"])
+
+
+def test_transnetv2_runs_in_its_own_actor_pool_on_every_decoded_frame(
+    ray_session, tiny_clip, tmp_path
+):
+    # The 48x27 frames travel from the decode tasks to the detector's actors (ragged:
+    # frames per window follow the source's rate); the cuts come back on the frame.
+    picks = [
+        "shots.detector=transnetv2",
+        "resources.shots.pool=actors",
+        "resources.shots.num_cpus=0.25",
+    ]
+    cfg = load_config("local.yaml", [*local_overrides(), *picks])
+    result = run_pipeline(cfg, str(tiny_clip), str(tmp_path), log=lambda _: None)
+    assert result.n_ok == 1
+    seg = pd.read_parquet(tmp_path / "segments").sort_values("seg_index")
+    assert list(seg["start_s"]) == [0.0, 3.0, 6.0]
+    assert (
+        list(seg["boundary"].iloc[1:]) == ["cut", "cut"]
+        and (seg["confidence"].iloc[1:] > 0.5).all()
+    )
+    features = pd.read_parquet(tmp_path / "features")
+    assert features["encoder_version"].str.endswith("|shots-transnetv2").all()
+    assert sum(len(t) for t in features["decoded_time_s"]) == 9 * 24  # every decoded frame

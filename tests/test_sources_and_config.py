@@ -79,7 +79,7 @@ def test_a_config_error_is_reported_without_loading_torch_or_ray():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["2", "False", "False"]
-    assert "shots.detector='nope' is not registered; choose one of: kts" in done.stderr
+    assert "shots.detector='nope' is not registered; choose one of: content, kts" in done.stderr
 
 
 def test_a_plain_install_finds_its_profiles_from_any_folder(tmp_path):
