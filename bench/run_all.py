@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, long_video, pipeline
+from bench import decode, encoders, long_video, pipeline, shots
 
 
 def main() -> None:
@@ -14,6 +14,8 @@ def main() -> None:
     pipeline.main([])
     print("\n== one 10-minute video ==")
     long_video.main([])
+    print("\n== shot detection vs the true cuts and PySceneDetect ==")
+    shots.main(["--pipeline", "2"])
 
 
 if __name__ == "__main__":
