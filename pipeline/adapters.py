@@ -76,10 +76,27 @@ class _SourceCall(_Call):
         source, *then = self.stages()
         for i in range(len(batch["uri"])):
             ref = VideoRef(*(str(batch[k][i]) for k in ("video_id", "uri", "fingerprint")))
-            for windows in source(ref):
-                for stage in then:
-                    windows = stage(windows)
+            for windows in _source_windows(source, then, ref):
                 yield windows.to_columns()
+
+
+def _source_windows(source: Any, then: list[Stage], ref: VideoRef) -> Iterator[Windows]:
+    """The source's windows of one video through the window stages that share its task;
+    a stage that fails on this video's data ends the video with an error row naming it,
+    and the task goes on with the next video."""
+    stream = source(ref)
+    for windows in stream:
+        try:
+            for stage in then:
+                windows = stage(windows)
+        except Exception as exc:
+            stream.close()
+            error = source.error_row(ref, f"{stage.name}: {one_line(exc)}")
+            for later in then:  # the same columns as every other row
+                error = later(error)
+            yield error
+            return
+        yield windows
 
 
 class _WindowsCall(_Call):

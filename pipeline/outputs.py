@@ -39,7 +39,7 @@ def video_row(record: VideoRecord, run_id: str, now: datetime) -> dict:
         **{k: probe[k] for k in PROBE_COLUMNS},
         "video_codec": record.probe.video_codec or None,
         "n_sampled": record.n_sampled,
-        "n_shots": record.shots.n_shots if record.shots is not None else None,
+        "n_shots": record.shots.n_shots if record.ok and record.shots is not None else None,
         "processed_at": now,
     }
 

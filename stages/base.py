@@ -45,6 +45,10 @@ class SourceStage(Stage):
     def __call__(self, ref: VideoRef) -> Iterator[Windows]:
         raise NotImplementedError
 
+    def error_row(self, ref: VideoRef, reason: str) -> Windows:
+        """A window-shaped row that says why the video failed (batches keep one schema)."""
+        raise NotImplementedError
+
 
 class WindowStage(Stage):
     kind: ClassVar[Kind] = "windows"

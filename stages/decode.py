@@ -251,7 +251,7 @@ class Decoder(SourceStage):
                     # (those before its end) has been seen.
                     end = (index + 1) * W / cfg.fps
                     mine = [d for d in decoded if d[0] < end - 1e-6]
-                    decoded = decoded[len(mine) :]
+                    decoded = [d for d in decoded if d[0] >= end - 1e-6]
                     yield self._window(ref, meta, index, times, frames, audio, lead, mine, context)
                     context = _tail(context, mine)
                     index += 1
@@ -297,35 +297,41 @@ class Decoder(SourceStage):
         try:
             meta = probe(ref.uri)
         except Exception as exc:  # any failure to open is the input's fault
-            yield self.error_row(ref, Probe(), exc)
+            yield self.error_row(ref, one_line(exc))
             return
-        # One window of look-ahead so that the last window can say it is the last: a
-        # consumer can then tell a complete video from one whose windows were lost.
-        held = None
+        # Windows are held back until the next one arrives, so the last can say it is the
+        # last (a consumer then tells a complete video from one whose windows were lost),
+        # and, with shot frames, until SHOT_CONTEXT decoded frames after each have been
+        # seen (its `tiny_tail`, for detectors that look past the window's end).
+        held: list[Windows] = []
         try:
             for w in self.windows(ref, meta):
-                if held is not None:
-                    if self.shared.shot_frames:
-                        # Look-ahead context for detectors that look past the window's end.
-                        held.tiny_tail[0] = w.tiny[0][:SHOT_CONTEXT]
-                    yield held
-                held = w
+                for h in held if self.shared.shot_frames else []:
+                    missing = SHOT_CONTEXT - len(h.tiny_tail[0])
+                    if missing > 0:
+                        h.tiny_tail[0] = np.concatenate([h.tiny_tail[0], w.tiny[0][:missing]])
+                held.append(w)
+                while len(held) > 1 and self._complete(held[0]):
+                    yield held.pop(0)
         except Exception as exc:
-            if held is not None:
-                yield held
-            yield self.error_row(ref, meta, exc)
+            yield from held
+            yield self.error_row(ref, one_line(exc), meta)
             return
-        if held is not None:
-            held.is_last[0] = True
-            yield held
+        if held:
+            held[-1].is_last[0] = True
+            yield from held
 
-    def error_row(self, ref: VideoRef, meta: Probe, exc: BaseException) -> Windows:
+    def _complete(self, w: Windows) -> bool:
+        return not self.shared.shot_frames or len(w.tiny_tail[0]) >= SHOT_CONTEXT
+
+    def error_row(self, ref: VideoRef, reason: str, meta: Probe | None = None) -> Windows:
         """A window-shaped row that carries only the reason (so batches keep one schema)."""
+        meta = meta or Probe()
         W, S = self.cfg.window, self.cfg.frame_size
         row = self._row(
             ref,
             meta,
-            one_line(exc),
+            reason,
             -1,
             0,
             np.full(W, -1.0),

@@ -120,13 +120,6 @@ class Windows:
         columns = [p.to_columns() for p in parts]
         return cls.from_columns({k: np.concatenate([c[k] for c in columns]) for k in columns[0]})
 
-    def probe_at(self, i: int) -> Probe:
-        return Probe(**{k: _scalar(getattr(self, k)[i]) for k in PROBE_COLUMNS})
-
-
-def _scalar(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
 
 @dataclass
 class Features:

@@ -16,8 +16,6 @@ class Shared:
 
     fps: float = 2.0  # sampled frames per second
     sample_rate: int = 16000  # audio samples per second (mono)
-    frame_size: int = 224  # sampled frames are frame_size x frame_size
-    window: int = 32  # sampled frames per pass-1 window
     # Does the shot detector need every decoded frame (tiny) in pass 1?
     shot_frames: bool = False
     # Widths of the stored features, known once pass 1 has run (pass 2's stages need them).
@@ -47,7 +45,7 @@ class DecodeConfig:
     min_decoded_fraction: float = 0.9  # decoding less of the stated duration means truncated
 
     def shared(self) -> Shared:
-        return Shared(self.fps, self.sample_rate, self.frame_size, self.window)
+        return Shared(self.fps, self.sample_rate)
 
 
 @dataclass
@@ -103,6 +101,7 @@ class ShotsConfig:
     cut_ratio: float = 3.0
     # A gradual transition needs this much change across 25 decoded frames at its peak.
     min_gradual_change: float = 25.0
+    max_gradual_s: float = 3.0  # longer raised change is motion, not a dissolve or fade
     min_shot_s: float = 0.5  # boundaries closer than this keep only the strongest
     # transnetv2: a frame is in a transition above this probability (the reference's 0.5).
     transnet_threshold: float = 0.5
@@ -126,7 +125,7 @@ class SelectConfig:
 @dataclass
 class KeyframeConfig:
     jpeg_quality: int = 90
-    max_keyframes: int = 0  # at most this many per video, best first; 0 keeps one per shot
+    max_keyframes: int = 0  # at most this many per video, best first; 0: one per selected segment
 
 
 @dataclass

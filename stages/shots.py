@@ -114,23 +114,34 @@ class ContentScorer(WindowStage):
     def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
         super().__init__(cfg or ShotsConfig(), shared or Shared())
 
+    def signal(self, lead: np.ndarray, tiny: np.ndarray, tail: np.ndarray) -> np.ndarray:
+        """[m, 2] float32: (change from the previous frame, from SHOT_CONTEXT before)."""
+        m = len(tiny)
+        if not m:
+            return np.zeros((0, 2), np.float32)
+        frames = _hsv(np.concatenate([lead, tiny]))
+        first = len(lead)  # index of the window's first frame in `frames`
+        if not first:  # the video's first frame: nothing before it changed
+            frames = np.concatenate([frames[:1], frames])
+            first = 1
+        idx = np.arange(first, first + m)
+        short = _change(frames[idx], frames[idx - 1])
+        far = _change(frames[idx], frames[np.maximum(idx - SHOT_CONTEXT, 0)])
+        return np.stack([short, far], -1).astype(np.float32)
+
     def __call__(self, windows: Windows) -> Windows:
-        signals = np.empty(len(windows), dtype=object)
-        for i in range(len(windows)):
-            tiny, lead = windows.tiny[i], windows.tiny_lead[i]
-            m = len(tiny)
-            frames = _hsv(np.concatenate([lead, tiny])) if m else np.zeros((0, 27, 48, 3))
-            first = len(lead)  # index of the window's first frame in `frames`
-            if m and not first:  # the video's first frame: nothing before it changed
-                frames = np.concatenate([frames[:1], frames])
-                first = 1
-            idx = np.arange(first, first + m)
-            short = _change(frames[idx], frames[idx - 1]) if m else np.zeros(0)
-            far = _change(frames[idx], frames[np.maximum(idx - SHOT_CONTEXT, 0)]) if m else short
-            signals[i] = np.stack([short, far], -1).astype(np.float32).reshape(m, 2)
-        windows.shot_signal = signals
-        windows.tiny = windows.tiny_lead = windows.tiny_tail = None
-        return windows
+        return score_windows(windows, self.signal)
+
+
+def score_windows(windows: Windows, signal) -> Windows:
+    """Fill `shot_signal` per window from `signal(lead, tiny, tail)`, then drop the tiny
+    frames: only a few numbers per frame travel on."""
+    signals = np.empty(len(windows), dtype=object)
+    for i in range(len(windows)):
+        signals[i] = signal(windows.tiny_lead[i], windows.tiny[i], windows.tiny_tail[i])
+    windows.shot_signal = signals
+    windows.tiny = windows.tiny_lead = windows.tiny_tail = None
+    return windows
 
 
 class FrameShots(VideoStage):
@@ -203,27 +214,35 @@ class ContentShots(FrameShots):
         cuts = np.flatnonzero(is_cut)
         cut_conf = ratio[cuts] / (ratio[cuts] + cfg.cut_ratio)
 
-        # Gradual: `far` peaks over a transition; away from it (beyond SHOT_CONTEXT frames)
-        # it falls back. A hard cut also raises `far` for SHOT_CONTEXT frames: skip those.
+        # Gradual: across a dissolve or fade, `far` (change across SHOT_CONTEXT frames) is
+        # raised from the transition's first frame until SHOT_CONTEXT frames after its
+        # last. A hard cut raises it too: a raised run with a cut in it is that cut's.
         k = SHOT_CONTEXT
-        near_cut = np.zeros(n, bool)
-        for c in cuts:
-            near_cut[max(0, c - 1) : c + k + 1] = True
+        raised = far >= cfg.min_gradual_change
+        raised[0] = False
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], raised.astype(np.int8), [0]])))
+        runs: list[list[int]] = []
+        for a, b in edges.reshape(-1, 2):
+            if ((cuts >= a - 1) & (cuts < b)).any():
+                continue  # a hard cut's own raised change
+            # Half-blended frames can differ from both shots more than the shots differ
+            # (hue goes round a circle), which dips `far` mid-transition: runs less than
+            # SHOT_CONTEXT frames apart are one transition.
+            if runs and a - runs[-1][1] < k:
+                runs[-1][1] = int(b)
+            else:
+                runs.append([int(a), int(b)])
+        longest = cfg.max_gradual_s * rate + k  # longer raised runs are motion, not a transition
         gradual = []
-        for i in range(k, n):
-            if near_cut[i] or far[i] < cfg.min_gradual_change:
+        for a, b in runs:
+            if b - a > longest:
                 continue
-            lo, hi = max(0, i - k), min(n, i + k + 1)
-            if far[i] < far[lo:hi].max():
-                continue  # not the peak of its transition
-            around = np.concatenate(
-                [far[max(0, i - 3 * k) : max(0, i - k)], far[i + k : i + 3 * k]]
-            )
-            base = float(np.median(around)) if len(around) else 0.0
-            if far[i] >= cfg.cut_ratio * max(base, 1.0):
-                # The peak of `far` lags the transition's middle by half the context.
-                middle = max(1, i - k // 2)
-                gradual.append((middle, far[i] / (far[i] + cfg.cut_ratio * max(base, 1.0))))
+            peak = float(far[a:b].max())
+            flanks = np.concatenate([far[max(0, a - 2 * k) : a], far[b : b + 2 * k]])
+            base = max(float(np.median(flanks)) if len(flanks) else 0.0, 1.0)
+            if peak >= cfg.cut_ratio * base:
+                middle = min(max(1, (a + b - k) // 2), n - 1)
+                gradual.append((middle, peak / (peak + cfg.cut_ratio * base)))
         frames = np.concatenate([cuts, [g[0] for g in gradual]]).astype(np.int64)
         kinds = np.array(["cut"] * len(cuts) + ["gradual"] * len(gradual), dtype=object)
         conf = np.concatenate([cut_conf, [g[1] for g in gradual]])
@@ -272,7 +291,7 @@ def segments_from_boundaries(
         shot.append(j)
         if b - a > max_len:
             length = b - a
-            max_cps = max(1, length // min_len - 1)
+            max_cps = min(cfg.max_change_points, max(1, length // min_len - 1))
             min_cps = math.ceil(length / max_len) - 1
             cps = kts.segment(
                 features[a:b], max_cps, min_len, max_len, cfg.max_steps, min_cps, min_cps

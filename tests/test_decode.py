@@ -1,4 +1,5 @@
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -140,3 +141,29 @@ def test_audio_that_starts_late_is_placed_and_masked_where_it_is(tmp_path):
         Windows.from_columns({k: np.asarray([v]) for k, v in row.items()})
     )
     np.testing.assert_array_equal(np.flatnonzero(out.audio_mask[0]), [6, 7])
+
+
+def test_each_window_carries_the_decoded_frames_before_and_after_it(tmp_path):
+    import av
+
+    from stages.decode import SHOT_CONTEXT
+
+    path = tmp_path / "slow.mp4"  # 2 fps: 4 decoded frames per window of 4 samples
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=2)
+        v.width, v.height, v.pix_fmt = 64, 64, "yuv420p"
+        for i in range(40):
+            f = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 5, np.uint8), format="rgb24")
+            f.pts = i
+            c.mux(v.encode(f))
+        c.mux(v.encode(None))
+    cfg = DecodeConfig(window=4)
+    windows = list(Decoder(cfg, replace(cfg.shared(), shot_frames=True))(VideoRef("v", str(path))))
+    assert [len(w.tiny[0]) for w in windows] == [4] * 10
+    # Context comes from as many windows as it takes, up to what the video has.
+    assert [len(w.tiny_tail[0]) for w in windows] == [25, 25, 25, 24, 20, 16, 12, 8, 4, 0]
+    assert [len(w.tiny_lead[0]) for w in windows] == [0, 4, 8, 12, 16, 20, 24, 25, 25, 25]
+    frames = np.concatenate([w.tiny[0] for w in windows])
+    np.testing.assert_array_equal(windows[2].tiny_tail[0], frames[12 : 12 + SHOT_CONTEXT])
+    np.testing.assert_array_equal(windows[8].tiny_lead[0], frames[32 - 25 : 32])
+    assert [bool(w.is_last[0]) for w in windows] == [False] * 9 + [True]

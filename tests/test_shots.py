@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from jobs.samples import write_clip
 from jobs.samples.world import ShotSpec, SoundSpec
@@ -43,17 +44,21 @@ def test_a_hard_cut_lands_on_the_frame_where_the_new_shot_begins(tiny_clip):
     assert list(kinds) == ["cut", "cut"] and (conf > 0.5).all()
 
 
-def test_a_dissolve_is_one_gradual_boundary_near_its_middle(tmp_path):
+@pytest.mark.parametrize(
+    ("fps", "dissolve_s"),
+    [(24, 1.0), (24, 3.0), (60, 1.0)],  # longer than the 25-frame context in the last two
+)
+def test_a_dissolve_is_one_gradual_boundary_near_its_middle(tmp_path, fps, dissolve_s):
     spec = replace(
-        tiny_spec("dissolve"),
+        tiny_spec("dissolve", fps=fps),
         shots=(
-            _shot(0.0, 4.0, ("green", "white")),
-            _shot(4.0, 4.0, ("purple", "white"), "dissolve", 1.0),  # 3.5 s to 4.5 s
+            _shot(0.0, 6.0, ("green", "white")),
+            _shot(6.0, 6.0, ("purple", "white"), "dissolve", dissolve_s),  # centred on 6 s
         ),
     )
     time_s, idx, kinds, _, _ = _detect(write_clip(spec, tmp_path))
-    assert len(idx) == 1 and kinds[0] == "gradual"
-    assert abs(time_s[idx[0]] - 4.0) <= 0.5
+    assert list(kinds) == ["gradual"], time_s[idx]
+    assert abs(time_s[idx[0]] - 6.0) <= 0.35
 
 
 def test_a_one_shot_clip_with_nothing_changing_is_one_segment(tmp_path):
