@@ -104,11 +104,12 @@ class AudioEncoder(WindowStage):
     """Stage: windows with `wave` in, `audio` features and `audio_mask` out (wave dropped)."""
 
     name = "audio"
+    config = AudioConfig
 
     describe = staticmethod(describe)  # its weights' digest goes into the version strings
 
     def __init__(self, cfg: AudioConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or AudioConfig(), shared or Shared())
+        super().__init__(cfg, shared)
         self.samples_per_frame = self.shared.samples_per_frame
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)

@@ -27,10 +27,12 @@ Kind = Literal["source", "windows", "video"]
 class Stage:
     name: ClassVar[str]
     kind: ClassVar[Kind]
+    config: ClassVar[type | None] = None  # its section's dataclass: the default config
 
-    def __init__(self, cfg: Any, shared: Shared):
-        self.cfg = cfg
-        self.shared = shared
+    def __init__(self, cfg: Any = None, shared: Shared | None = None):
+        # Defaults make a stage one line to build in a test or a notebook.
+        self.cfg = cfg if cfg is not None or self.config is None else self.config()
+        self.shared = shared if shared is not None else Shared()
 
     @classmethod
     def describe(cls, cfg: Any) -> tuple[str, bool]:

@@ -206,22 +206,17 @@ def _ragged_of_one(array: np.ndarray) -> np.ndarray:
     return column
 
 
-def _tail(context: np.ndarray, decoded: list[tuple[float, np.ndarray]]) -> np.ndarray:
-    """The last SHOT_CONTEXT decoded frames, from what came before and this window's own."""
-    if not decoded:
-        return context
-    return np.concatenate([context, np.stack([d[1] for d in decoded])])[-SHOT_CONTEXT:]
-
-
 class Decoder(SourceStage):
     """Stage: one video in, its windows out (one `Windows` of length 1 each, or one error
     row for a bad video). Containers are closed whatever happens."""
 
     name = "decode"
+    config = DecodeConfig
 
     def __init__(self, cfg: DecodeConfig | None = None, shared: Shared | None = None):
-        cfg = cfg or DecodeConfig()
-        super().__init__(cfg, shared or cfg.shared())
+        super().__init__(cfg, shared)
+        if shared is None:  # its own section states the shared facts
+            self.shared = self.cfg.shared()
         self.samples_per_frame = self.shared.samples_per_frame
 
     def windows(self, ref: VideoRef, meta: Probe | None = None) -> Iterator[Windows]:
@@ -252,8 +247,10 @@ class Decoder(SourceStage):
                     end = (index + 1) * W / cfg.fps
                     mine = [d for d in decoded if d[0] < end - 1e-6]
                     decoded = [d for d in decoded if d[0] >= end - 1e-6]
-                    yield self._window(ref, meta, index, times, frames, audio, lead, mine, context)
-                    context = _tail(context, mine)
+                    w = self._window(ref, meta, index, times, frames, audio, lead, mine, context)
+                    yield w
+                    if shot_frames:  # the lead of the next window: its last frames
+                        context = np.concatenate([context, w.tiny[0]])[-SHOT_CONTEXT:]
                     index += 1
                     lead = frames[-1]
                     times, frames = [], []

@@ -116,11 +116,12 @@ class FusionScorer(VideoStage):
     """
 
     name = "fusion"
+    config = FusionConfig
 
     describe = staticmethod(describe)  # its weights' digest goes into the version strings
 
     def __init__(self, cfg: FusionConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or FusionConfig(), shared or Shared())
+        super().__init__(cfg, shared)
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)
         dims = (self.shared.visual_dim, self.shared.audio_dim)

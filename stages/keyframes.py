@@ -15,16 +15,14 @@ from torchvision.io import encode_jpeg
 from stages.base import VideoStage
 from stages.decode import display_size, rotate_for_display, rotation_of, stream_origin
 from stages.records import Keyframes, VideoRecord
-from stages.settings import KeyframeConfig, Shared
+from stages.settings import KeyframeConfig
 
 
 class KeyframeExtractor(VideoStage):
     """Stage: a video's keyframe steps in, JPEG bytes at display size out."""
 
     name = "keyframes"
-
-    def __init__(self, cfg: KeyframeConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or KeyframeConfig(), shared or Shared())
+    config = KeyframeConfig
 
     def frames_at(self, uri: str, times: list[float]) -> list[np.ndarray]:
         """RGB images (display size and orientation) on screen at each time (s)."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from stages.base import WindowStage
 from stages.records import Windows
-from stages.settings import MeasureConfig, Shared
+from stages.settings import MeasureConfig
 
 # Named colours the text can use; each pixel counts towards the nearest one.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -92,9 +92,7 @@ class Measurer(WindowStage):
     """
 
     name = "measure"
-
-    def __init__(self, cfg: MeasureConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or MeasureConfig(), shared or Shared())
+    config = MeasureConfig
 
     def __call__(self, windows: Windows) -> Windows:
         rows = [self._measure(windows, i) for i in range(len(windows))]

@@ -13,7 +13,7 @@ import numpy as np
 
 from stages.base import VideoStage
 from stages.records import Segments, Selection, VideoRecord
-from stages.settings import SelectConfig, Shared
+from stages.settings import SelectConfig
 from stages.shots import segments_from_change_points
 
 
@@ -43,9 +43,7 @@ class Selector(VideoStage):
     """Stage: a video's shots and importance in; its selection and keyframe steps out."""
 
     name = "select"
-
-    def __init__(self, cfg: SelectConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or SelectConfig(), shared or Shared())
+    config = SelectConfig
 
     def fit_budget(self, seg: Segments, time_s: np.ndarray) -> Segments:
         """Halve every segment that is longer than the whole budget until each fits. Only

@@ -27,7 +27,7 @@ from stages import kts
 from stages.base import VideoStage, WindowStage
 from stages.decode import SHOT_CONTEXT
 from stages.records import Segments, VideoRecord, Windows
-from stages.settings import Shared, ShotsConfig
+from stages.settings import ShotsConfig
 
 
 def segments_from_change_points(cps: np.ndarray, time_s: np.ndarray, duration_s: float) -> Segments:
@@ -45,10 +45,7 @@ class KTSShots(VideoStage):
     features. Its boundaries are content changes, not detected cuts: kind 'split'."""
 
     name = "shots"
-    scorer: ClassVar[type[WindowStage] | None] = None
-
-    def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or ShotsConfig(), shared or Shared())
+    config = ShotsConfig
 
     def change_points(self, features: np.ndarray, duration_s: float) -> np.ndarray:
         cfg, fps = self.cfg, self.shared.fps
@@ -110,9 +107,7 @@ class ContentScorer(WindowStage):
     Drops the tiny frames, so only two numbers per frame leave the decode task."""
 
     name = "shots"
-
-    def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or ShotsConfig(), shared or Shared())
+    config = ShotsConfig
 
     def signal(self, lead: np.ndarray, tiny: np.ndarray, tail: np.ndarray) -> np.ndarray:
         """[m, 2] float32: (change from the previous frame, from SHOT_CONTEXT before)."""
@@ -149,10 +144,8 @@ class FrameShots(VideoStage):
     boundaries; this class turns them into segments over the sampled frames."""
 
     name = "shots"
+    config = ShotsConfig
     scorer: ClassVar[type[WindowStage] | None] = None
-
-    def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or ShotsConfig(), shared or Shared())
 
     def boundaries(
         self, time_s: np.ndarray, signal: np.ndarray

@@ -32,9 +32,10 @@ class TemplateWriter(VideoStage):
     a caption per selected segment and a summary out."""
 
     name = "text"
+    config = TextConfig
 
     def __init__(self, cfg: TextConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or TextConfig(), shared or Shared())
+        super().__init__(cfg, shared)
         self.categories = imagenet_categories()
 
     def _label(self, ids: np.ndarray, probs: np.ndarray) -> str | None:

@@ -54,9 +54,10 @@ class TransNetScorer(WindowStage):
     transition is at that frame (`single`) and that the frame is inside one (`many`)."""
 
     name = "shots"
+    config = ShotsConfig
 
     def __init__(self, cfg: ShotsConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or ShotsConfig(), shared or Shared())
+        super().__init__(cfg, shared)
         self.device = pick_device(self.cfg.device)
         self.model = load_transnetv2(self.device)
 

@@ -142,9 +142,10 @@ class VisualEncoder(WindowStage):
     """Stage: windows with `frames` in, `visual` features and labels out (frames dropped)."""
 
     name = "visual"
+    config = VisualConfig
 
     def __init__(self, cfg: VisualConfig | None = None, shared: Shared | None = None):
-        super().__init__(cfg or VisualConfig(), shared or Shared())
+        super().__init__(cfg, shared)
         if not 1 <= self.cfg.top_k <= 1000:
             raise ValueError(f"visual.top_k must be 1-1000, got {self.cfg.top_k}")
         self.device = pick_device(self.cfg.device)
