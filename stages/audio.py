@@ -21,7 +21,7 @@ from stages.devices import autocast, pick_device, to_device
 from stages.records import Windows
 from stages.settings import AudioConfig, Shared
 
-AUDIO_EVENTS = ("silence", "tone", "noise", "chirp", "chord")
+AUDIO_EVENTS = ("silence", "tone", "noise", "chirp", "chord", "speech")
 BUNDLED = "audio_rnn.pt"
 
 

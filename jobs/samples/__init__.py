@@ -17,7 +17,7 @@ from jobs.samples.world import ClipSpec, make_clip_spec
 __all__ = ["VERSION", "ClipSpec", "generate_samples", "make_clip_spec", "write_clip"]
 
 # Bumped whenever the same (seed, index) would render other bytes or other ground truth.
-VERSION = 1
+VERSION = 2  # 2: spoken sentences (espeak-ng) and title cards
 
 
 def write_clip(spec: ClipSpec, out_dir: Path) -> Path:
@@ -30,6 +30,12 @@ def write_clip(spec: ClipSpec, out_dir: Path) -> Path:
     tmp.write_text(json.dumps(ground_truth(spec), separators=(",", ":")))
     tmp.replace(sidecar)
     return video
+
+
+def _extras(spec: ClipSpec) -> str:
+    spoken = sum(s.sound.kind == "speech" for s in spec.shots)
+    titles = sum(bool(s.title) for s in spec.shots)
+    return (f", {spoken} spoken" if spoken else "") + (f", {titles} title" if titles else "")
 
 
 def generate_samples(
@@ -48,6 +54,7 @@ def generate_samples(
                 f"{path.name}: {spec.width}x{spec.height} "
                 f"{'VFR' if spec.vfr else f'{spec.fps} fps'} {spec.duration_s:.1f} s, "
                 f"{len(spec.shots)} shots{'' if spec.has_audio else ', no audio'}"
+                f"{_extras(spec)}"
             )
         paths.append(path)
     return paths

@@ -6,11 +6,17 @@ so that the same spec always produces the same bytes.
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
+import wave
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from jobs.samples.world import COLOURS, PITCHES, VFR_TIME_BASE, ClipSpec, ObjectSpec, ShotSpec
 from jobs.samples.world import frame_times as clip_frame_times
@@ -72,11 +78,30 @@ def _paste(frame: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], cx
     frame[fy0:fy1, fx0:fx1][m] = colour
 
 
+def title_card(text: str, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """(band mask, text mask) of a title: white text on a dark band across the middle.
+
+    Drawn with the font Pillow bundles (no system fonts), so any machine renders the
+    same pixels.
+    """
+    size = max(12, height // 9)
+    font = ImageFont.load_default(size=size)
+    while size > 12 and font.getlength(text) > 0.9 * width:
+        size -= 2
+        font = ImageFont.load_default(size=size)
+    image = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(image).text((width / 2, height / 2), text, fill=255, font=font, anchor="mm")
+    band = np.zeros((height, width), dtype=bool)
+    band[int(height / 2 - 1.2 * size) : int(height / 2 + 1.2 * size)] = True
+    return band, np.asarray(image) > 127
+
+
 class _ShotPainter:
     def __init__(self, shot: ShotSpec, width: int, height: int):
         self.shot = shot
         self.background = _background(shot, width, height)
         self.sprites = [(_sprite(o, width, height), o) for o in shot.objects]
+        self.title = title_card(shot.title, width, height) if shot.title else None
 
     def paint(self, t: float) -> np.ndarray:
         frame = self.background.copy()
@@ -85,6 +110,10 @@ class _ShotPainter:
             cx = obj.start[0] + (obj.end[0] - obj.start[0]) * u
             cy = obj.start[1] + (obj.end[1] - obj.start[1]) * u
             _paste(frame, mask, COLOURS[obj.colour], cx, cy)
+        if self.title is not None:
+            band, text = self.title
+            frame[band] = COLOURS["black"]
+            frame[text] = COLOURS["white"]
         return frame
 
 
@@ -110,6 +139,33 @@ def _blend(a: np.ndarray, b: np.ndarray, alpha: float) -> np.ndarray:
     return (a.astype(np.float32) * (1 - alpha) + b.astype(np.float32) * alpha).astype(np.uint8)
 
 
+ESPEAK = "espeak-ng"
+SPEECH_VOICE, SPEECH_WPM = "en-us", 140
+
+
+def can_speak() -> bool:
+    """Is espeak-ng (Debian's `espeak-ng` package) here to render speech?"""
+    return shutil.which(ESPEAK) is not None
+
+
+@cache
+def speak(text: str, sample_rate: int) -> np.ndarray:
+    """`text` spoken by espeak-ng, mono float32 at `sample_rate`, peak 1."""
+    wav = subprocess.run(
+        [ESPEAK, "-v", SPEECH_VOICE, "-s", str(SPEECH_WPM), "--stdout", text],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    with wave.open(io.BytesIO(wav)) as w:
+        rate = w.getframerate()
+        x = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64) / 32768
+    # Linear interpolation is enough: espeak's voice has little above 5 kHz.
+    t = np.arange(int(len(x) * sample_rate / rate)) * rate / sample_rate
+    y = np.interp(t, np.arange(len(x)), x)
+    return (y / max(1e-9, np.abs(y).max())).astype(np.float32)
+
+
 def render_audio(spec: ClipSpec) -> np.ndarray:
     """The clip's mono soundtrack as float32 in [-1, 1] at spec.sample_rate."""
     sr = spec.sample_rate
@@ -125,7 +181,13 @@ def render_audio(spec: ClipSpec) -> np.ndarray:
             continue
         t = np.arange(i1 - i0) / sr
         f0 = PITCHES.get(s.pitch or "mid", 440.0)
-        if s.kind == "tone":
+        if s.kind == "speech":
+            if not can_speak():
+                continue  # the sidecar says so: truth["speech_rendered"] is False
+            voice = speak(s.text or "", sr)[: i1 - i0]
+            x = np.zeros(i1 - i0)
+            x[: len(voice)] = voice
+        elif s.kind == "tone":
             x = np.sin(2 * np.pi * f0 * t)
         elif s.kind == "chord":
             third = 4 if s.mode == "major" else 3

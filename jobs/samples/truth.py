@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from jobs.samples.render import can_speak
 from jobs.samples.world import ClipSpec, caption, frame_times, shot_index_at
 from stages.select import knapsack
 
@@ -22,6 +23,8 @@ CHUNK_S = 2.0  # annotators choose among ~2 s pieces of shots (shorter in short 
 def _shot_importance(spec: ClipSpec, k: int, t: np.ndarray) -> np.ndarray:
     shot = spec.shots[k]
     visual = min(1.0, sum(0.6 if o.moving else 0.3 for o in shot.objects))
+    if shot.title:
+        visual = max(visual, 0.5)  # a title card tells the viewer what comes
     audible = shot.sound.active(t - shot.start_s).astype(np.float64)
     if shot.sound.kind == "noise":
         audible *= 0.8
@@ -131,8 +134,23 @@ def ground_truth(spec: ClipSpec) -> dict:
                     "end_s": round(s.start_s + s.sound.onset_s + s.sound.duration_s, 4),
                 },
                 "caption": caption(s),
+                "title": s.title,
+                "speech": s.sound.text if s.sound.kind == "speech" else None,
             }
             for s in spec.shots
+        ],
+        # What is said and shown, for speech recognition and OCR benchmarks. Speech is
+        # only in the audio where espeak-ng was there to render it.
+        "speech_rendered": spec.has_audio and can_speak(),
+        "spoken": [
+            {"start_s": round(s.start_s + s.sound.onset_s, 4), "text": s.sound.text}
+            for s in spec.shots
+            if s.sound.kind == "speech"
+        ],
+        "titles": [
+            {"start_s": round(s.start_s, 4), "end_s": round(s.end_s, 4), "text": s.title}
+            for s in spec.shots
+            if s.title
         ],
     }
     if spec.vfr:

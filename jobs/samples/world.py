@@ -8,7 +8,7 @@ same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -28,7 +28,49 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 SHAPES = ("circle", "square", "triangle")
 MOTIONS = ("still", "left", "right", "up", "down")
 BACKGROUNDS = ("solid", "gradient", "noise")
-SOUNDS = ("silence", "tone", "noise", "chirp", "chord")
+SOUNDS = ("silence", "tone", "noise", "chirp", "chord")  # drawn at random; "speech" is placed
+# Sentences the speaking shots say (espeak-ng renders them) and the words title cards are
+# made of: plain news, lecture and meeting English, so recognisers are tested on the
+# language an archive holds, and the truth of every word is known.
+SENTENCES = (
+    "Welcome back to the evening news.",
+    "Today we look at the weather across the country.",
+    "The meeting will start in five minutes.",
+    "Please open your books at the second chapter.",
+    "The train to the city leaves from platform two.",
+    "Our team finished the project ahead of time.",
+    "Thank you all for coming to this lecture.",
+    "The market was busy on a sunny morning.",
+    "We will answer your questions at the end.",
+    "The new bridge opens to traffic next month.",
+    "Children played in the park until dark.",
+    "The museum shows paintings from three centuries.",
+    "A small boat crossed the lake at dawn.",
+    "Let us begin with a short history of the town.",
+    "The library is closed on public holidays.",
+    "The orchestra played music by famous composers.",
+    "Scientists measured the temperature of the ocean.",
+    "Remember to save your work before you leave.",
+    "The mountain road is closed because of snow.",
+    "Our guest today is a well known writer.",
+    "Traffic was slow on the main road this morning.",
+    "The city council will vote on the budget tonight.",
+    "He walked to the station in the cold wind.",
+    "The results of the survey will be published soon.",
+)
+TITLE_HEADS = ("Chapter", "Part", "Episode", "Section", "Lesson")
+TITLE_TOPICS = (
+    "The Harbour",
+    "Morning Market",
+    "City Council",
+    "Weather Report",
+    "Quarterly Results",
+    "Mountain Roads",
+    "The Old Bridge",
+    "Evening News",
+    "Ocean Science",
+    "Town History",
+)
 PITCHES: dict[str, float] = {"low": 220.0, "mid": 440.0, "high": 880.0}
 RESOLUTIONS = ((320, 240), (480, 360), (640, 360), (640, 480), (854, 480), (960, 540), (1280, 720))
 FRAME_RATES = (24, 25, 30)
@@ -61,6 +103,7 @@ class SoundSpec:
     level_db: float = -12.0  # peak level in dBFS
     direction: str | None = None  # 'rising' or 'falling' for a chirp
     mode: str | None = None  # 'major' or 'minor' for a chord
+    text: str | None = None  # what a 'speech' sound says
 
     def active(self, shot_time_s: np.ndarray) -> np.ndarray:
         """Boolean mask of shot-local times at which this sound is audible."""
@@ -80,6 +123,7 @@ class ShotSpec:
     sound: SoundSpec
     transition: str = "cut"  # how this shot begins: 'cut' or 'dissolve'
     dissolve_s: float = 0.0
+    title: str | None = None  # text of a title card drawn over the shot
 
     @property
     def end_s(self) -> float:
@@ -215,6 +259,7 @@ def make_clip_spec(seed: int, index: int) -> ClipSpec:
         )
         start += duration
         previous_colour = primary
+    shots = add_speech_and_titles(shots, seed, index, has_audio)
     frame_durations: tuple[int, ...] = ()
     if vfr:
         total = round(start * VFR_TIME_BASE)
@@ -234,6 +279,45 @@ def make_clip_spec(seed: int, index: int) -> ClipSpec:
         index=index,
         frame_durations=frame_durations,
     )
+
+
+SPEECH_MIN_SHOT_S = 3.5  # a sentence takes 2-3 s at the speaking rate used
+SPEECH_CHARS_PER_S = 13.0
+TITLE_MIN_SHOT_S = 2.5
+
+
+def add_speech_and_titles(
+    shots: list[ShotSpec], seed: int, index: int, has_audio: bool
+) -> list[ShotSpec]:
+    """Give some shots a spoken sentence (in place of their sound) and one a title card.
+
+    Drawn from a generator of its own, so the shots, colours and sounds of a (seed,
+    index) are those they were before clips could speak. Every clip with audio and a
+    long enough shot speaks in its longest shot, others with probability 0.3; half the
+    clips (and always the first of a set) show a title card (text over a still background).
+    """
+    rng = np.random.default_rng([seed, index, 2])
+    out = list(shots)
+    sentences = [str(x) for x in rng.permutation(SENTENCES)]
+    if has_audio:
+        long = [i for i, s in enumerate(out) if s.duration_s >= SPEECH_MIN_SHOT_S]
+        longest = max(long, key=lambda i: out[i].duration_s) if long else None
+        for i in long:
+            if i == longest or rng.uniform() < 0.3:
+                text = sentences.pop()
+                # espeak-ng at 140 words a minute speaks about 13 characters a second.
+                length = min(out[i].duration_s - 0.6, len(text) / SPEECH_CHARS_PER_S + 0.3)
+                sound = SoundSpec("speech", None, 0.3, round(length, 2), -6.0, text=text)
+                out[i] = replace(out[i], sound=sound)
+    titled = [i for i, s in enumerate(out) if s.duration_s >= TITLE_MIN_SHOT_S]
+    if titled and (index == 0 or rng.uniform() < 0.5):
+        i = titled[int(rng.integers(len(titled)))]
+        head = TITLE_HEADS[int(rng.integers(len(TITLE_HEADS)))]
+        topic = TITLE_TOPICS[int(rng.integers(len(TITLE_TOPICS)))]
+        # A title card holds still: its objects give way to the text.
+        title = f"{head} {int(rng.integers(1, 10))}: {topic}"
+        out[i] = replace(out[i], title=title, objects=())
+    return out
 
 
 def frame_times(spec: ClipSpec) -> np.ndarray:
@@ -270,6 +354,9 @@ def caption(shot: ShotSpec) -> str:
         sound = "while a burst of noise sounds"
     elif s.kind == "chirp":
         sound = f"while a {s.direction} chirp sounds"
+    elif s.kind == "speech":
+        sound = f'while a voice says "{s.text}"'
     else:
         sound = f"while a {s.mode} chord plays"
-    return f"{scene} {sound}"
+    title = f'under the title "{shot.title}" ' if shot.title else ""
+    return f"{scene} {title}{sound}"
