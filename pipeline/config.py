@@ -19,8 +19,11 @@ from stages.settings import (
     FusionConfig,
     KeyframeConfig,
     MeasureConfig,
+    OcrConfig,
     SelectConfig,
     ShotsConfig,
+    SpeechConfig,
+    TagsConfig,
     TextConfig,
     VisualConfig,
 )
@@ -66,7 +69,8 @@ class Resources:
     # The shot detector's per-frame scorer: `tasks` runs it inside the decode task (cheap
     # numpy, or a model on CPU); `actors` gives it its own pool (a model on a GPU).
     shots: StageResources = field(default_factory=lambda: StageResources(batch_size=4))
-    # shots, select, keyframes and text: CPU work per video, run in turn in one task.
+    # shots, select, tags, keyframes, ocr, speech and text: CPU work per video, run in
+    # turn in one task (the OCR and speech models load once per worker, 1 s together).
     summarize: StageResources = field(default_factory=lambda: StageResources(max_calls=32))
     write_batch: int = 64  # videos per output file in pass 2, windows per file in pass 1
 
@@ -97,6 +101,9 @@ class VidgistConfig:
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+    tags: TagsConfig = field(default_factory=TagsConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
+    speech: SpeechConfig = field(default_factory=SpeechConfig)
     text: TextConfig = field(default_factory=TextConfig)
     resources: Resources = field(default_factory=Resources)
     ray: RayConfig = field(default_factory=RayConfig)

@@ -13,7 +13,7 @@ from pipeline.schemas import TABLES
 from pipeline.store import Store
 from stages.records import PROBE_COLUMNS, VideoRecord
 
-RESULT_TABLES = ("segments", "scores", "keyframes", "summaries")
+RESULT_TABLES = ("segments", "scores", "keyframes", "summaries", "transcripts")
 # What the driver prints per video at the end of a run.
 REPORT_COLUMNS = (
     "video_id",
@@ -25,6 +25,10 @@ REPORT_COLUMNS = (
     "n_keyframes",
     "summary_s",
 )
+
+
+def _or_none(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
 
 
 def video_row(record: VideoRecord, run_id: str, now: datetime) -> dict:
@@ -62,6 +66,7 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
     """Rows of segments, scores, keyframes and summaries for one finished video."""
     vid = record.video_id
     sel, kf, importance = record.selection, record.keyframes, record.importance
+    screen = record.screen_text
     seg = sel.segments
     segments = [
         {
@@ -74,7 +79,7 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
             "selected": bool(sel.selected[i]),
             "shot_index": int(seg.shot_index[i]),
             "boundary": seg.kind[i],
-            "confidence": None if np.isnan(seg.confidence[i]) else float(seg.confidence[i]),
+            "confidence": _or_none(seg.confidence[i]),
             "summary_start_s": float(sel.excerpt_start[i]) if sel.selected[i] else None,
             "summary_end_s": float(sel.excerpt_end[i]) if sel.selected[i] else None,
         }
@@ -99,6 +104,8 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
             "width": int(kf.width[rank]),
             "height": int(kf.height[rank]),
             "jpeg": kf.jpeg[rank],
+            "ocr_text": screen.keyframe_text[rank] if screen else None,
+            "ocr_confidence": _or_none(screen.keyframe_confidence[rank]) if screen else None,
         }
         for rank in range(len(kf))
     ]
@@ -110,9 +117,30 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
             "captions": [asdict(c) for c in record.text.captions],
             "summary_duration_s": sel.selected_duration_s,
             "model_version": model_version,
+            "transcript_excerpt": record.text.transcript_excerpt,
+            "tags": list(record.text.tags),
         }
     ]
-    return {"segments": segments, "scores": scores, "keyframes": keyframes, "summaries": summaries}
+    tr = record.transcript
+    transcripts = [
+        {
+            "video_id": vid,
+            "run_id": run_id,
+            "start_s": float(tr.start_s[i]),
+            "end_s": float(tr.end_s[i]),
+            "text": tr.text[i],
+            "confidence": float(tr.confidence[i]),
+            "kind": tr.kind[i],
+        }
+        for i in range(len(tr) if tr is not None else 0)
+    ]
+    return {
+        "segments": segments,
+        "scores": scores,
+        "keyframes": keyframes,
+        "summaries": summaries,
+        "transcripts": transcripts,
+    }
 
 
 class OutputWriter:

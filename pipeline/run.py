@@ -165,7 +165,7 @@ def _run(
         if encode_only:
             report = _write_video_rows(store, run_id, records, "features", keep)
         else:
-            log("pass 2/2: fuse + shots + select + keyframes + text")
+            log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text")
             report = _summarize(cfg, store, run_id, mversion, records, keep, log)
         report = report.sort_values("uri", kind="stable").reset_index(drop=True)
 

@@ -63,6 +63,8 @@ KEYFRAMES = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("jpeg", pa.binary()),
+        ("ocr_text", pa.string()),
+        ("ocr_confidence", pa.float32()),
     ]
 )
 
@@ -76,6 +78,20 @@ SUMMARIES = pa.schema(
         ("captions", pa.list_(CAPTION)),
         ("summary_duration_s", pa.float64()),
         ("model_version", pa.string()),
+        ("transcript_excerpt", pa.string()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
+
+TRANSCRIPTS = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("run_id", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("text", pa.string()),
+        ("confidence", pa.float32()),
+        ("kind", pa.string()),
     ]
 )
 
@@ -125,6 +141,7 @@ TABLES: dict[str, pa.Schema] = {
     "scores": SCORES,
     "keyframes": KEYFRAMES,
     "summaries": SUMMARIES,
+    "transcripts": TRANSCRIPTS,
     "features": FEATURES,
     "runs": RUNS,
 }

@@ -1,5 +1,5 @@
-"""Pass 2, SUMMARIZE: one row per video: features -> fusion -> shots -> selection ->
-keyframes -> text -> tables.
+"""Pass 2, SUMMARIZE: one row per video: features -> fusion -> shots -> selection -> tags
+-> keyframes -> on-screen text -> speech -> text -> tables.
 
 A video's whole feature sequence fits in one row (a few KB per sampled frame), which
 temporal attention needs. Rows carry a pickled `VideoRecord` (see pipeline/adapters.py).
@@ -16,8 +16,11 @@ from pipeline.features import FeatureLoader
 from pipeline.outputs import OutputWriter
 from stages import registry
 from stages.keyframes import KeyframeExtractor
+from stages.ocr import ScreenReader
 from stages.select import Selector
 from stages.settings import Shared
+from stages.speech import SpeechRecognizer
+from stages.tags import Tagger
 
 
 def summarize_plan(
@@ -47,12 +50,17 @@ def summarize_plan(
     # Fusion holds a model: an actor pool, on GPUs where the config gives them.
     fusion = registry.resolve("fusion.model", cfg.fusion.model)
     ds = apply(ds, [Bound(fusion, cfg.fusion, shared)], r.fusion)
-    # Shots, selection, keyframe decoding and text are CPU work per video: one task runs
-    # them in turn on one unpickled record.
+    # Shots, selection, tags, keyframe decoding, OCR, speech and text are CPU work per
+    # video: one task runs them in turn on one unpickled record. Speech reads the audio
+    # itself (pass 1 keeps no waveform) and is the costliest: about 0.1 s per second of
+    # speech on one core (bench/speech.py).
     cpu_stages = [
         Bound(registry.resolve("shots.detector", cfg.shots.detector), cfg.shots, shared),
         Bound(Selector, cfg.select, shared),
+        Bound(Tagger, cfg.tags, shared),
         Bound(KeyframeExtractor, cfg.keyframes, shared),
+        Bound(ScreenReader, cfg.ocr, shared),
+        Bound(SpeechRecognizer, cfg.speech, shared),
         Bound(registry.resolve("text.writer", cfg.text.writer), cfg.text, shared),
     ]
     ds = apply(ds, cpu_stages, r.summarize)

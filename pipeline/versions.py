@@ -12,6 +12,8 @@ from pathlib import Path
 from pipeline.config import VidgistConfig
 from stages import checkpoint as ckpt
 from stages import fusion, registry, visual
+from stages.ocr import ScreenReader
+from stages.speech import SpeechRecognizer
 
 
 def code_version() -> str:
@@ -67,8 +69,13 @@ def model_version(cfg: VidgistConfig) -> str:
     """One short id for everything that shapes pass 2's outputs."""
     enc, _ = encoder_version(cfg)
     fus, _ = registry.resolve("fusion.model", cfg.fusion.model).describe(cfg.fusion)
+    speech, _ = SpeechRecognizer.describe(cfg.speech)
+    ocr, _ = ScreenReader.describe(cfg.ocr)
     # The sections hold the chosen names (shots.detector, text.writer), so they count too.
     parts = {
+        "speech": [speech, asdict(cfg.speech)],
+        "ocr": [ocr, asdict(cfg.ocr)],
+        "tags": asdict(cfg.tags),
         "encoder": enc,
         "fusion": fus,
         "shots": asdict(cfg.shots),

@@ -69,7 +69,9 @@ def rotate_for_display(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=k)) if k else image
 
 
-class _Deadline:
+class Deadline:
+    """Raises BadInput once `seconds` have passed: long native decodes check it per frame."""
+
     def __init__(self, seconds: float):
         self.end = time.monotonic() + seconds
         self.seconds = seconds
@@ -88,7 +90,7 @@ SHOT_CONTEXT = 25
 
 
 def _decoded_frames(
-    uri: str, cfg: DecodeConfig, rotation: int, deadline: _Deadline, shot_frames: bool
+    uri: str, cfg: DecodeConfig, rotation: int, deadline: Deadline, shot_frames: bool
 ) -> Iterator[tuple[str, float, np.ndarray]]:
     """("sample", time, RGB frame_size^2 image) for the frame on screen at each k / fps,
     and, when `shot_frames`, ("frame", time, RGB 48x27) for every decoded frame, in time
@@ -135,11 +137,13 @@ def _decoded_frames(
             k += 1
 
 
-class _AudioCursor:
-    """Serves [t0, t1) spans of a stream's audio, resampled, decoding only as far as asked."""
+class AudioCursor:
+    """Serves [i0, i1) sample spans of a file's first audio stream, resampled to mono
+    float32 at `sample_rate` and counted from the video's origin, decoding only as far as
+    asked (memory stays bounded however long the file is)."""
 
-    def __init__(self, uri: str, cfg: DecodeConfig, origin: float, deadline: _Deadline):
-        self.sr = cfg.sample_rate
+    def __init__(self, uri: str, sample_rate: int, origin: float, deadline: Deadline):
+        self.sr = sample_rate
         self.deadline = deadline
         self._container = av.open(uri)
         stream = self._container.streams.audio[0]
@@ -224,10 +228,14 @@ class Decoder(SourceStage):
         `tiny_tail` is left for `__call__` to fill from the next window."""
         cfg = self.cfg
         meta = meta or probe(ref.uri)
-        deadline = _Deadline(cfg.timeout_s)
+        deadline = Deadline(cfg.timeout_s)
         W = cfg.window
         shot_frames = self.shared.shot_frames
-        audio = _AudioCursor(ref.uri, cfg, meta.start_s, deadline) if meta.has_audio else None
+        audio = (
+            AudioCursor(ref.uri, cfg.sample_rate, meta.start_s, deadline)
+            if meta.has_audio
+            else None
+        )
         try:
             index = 0
             times: list[float] = []

@@ -7,6 +7,7 @@ model stays fp32 (bf16 on CPU is slower than fp32 on most hosts and changes resu
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import torch
@@ -33,3 +34,13 @@ def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)
     return tensor
+
+
+def worker_threads(configured: int) -> int:
+    """Threads for a native runtime: the config's, else what Ray gave the worker."""
+    if configured > 0:
+        return configured
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "0")))
+    except ValueError:
+        return 1

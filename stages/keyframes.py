@@ -18,41 +18,42 @@ from stages.records import Keyframes, VideoRecord
 from stages.settings import KeyframeConfig
 
 
+def frames_at(uri: str, times: list[float]) -> list[np.ndarray]:
+    """RGB images (display size and orientation) on screen at each time (s)."""
+    out: dict[float, np.ndarray] = {}
+    with av.open(uri) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tb = stream.time_base
+        origin = stream_origin(stream)
+        for t in sorted(set(times)):
+            container.seek(int((t + origin) / tb), stream=stream, backward=True)
+            chosen = None
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if frame.time - origin > t + 1e-6 and chosen is not None:
+                    break
+                chosen = frame
+            if chosen is None:
+                raise ValueError(f"no frame at {t:.3f} s")
+            rotation = rotation_of(chosen)
+            out[t] = _display(chosen, *display_size(stream, rotation), rotation)
+    return [out[t] for t in times]
+
+
+def _display(frame: av.VideoFrame, width: int, height: int, rotation: int) -> np.ndarray:
+    # Scale before turning: width/height are display (post-rotation) sizes.
+    w, h = (height, width) if rotation % 180 == 90 else (width, height)
+    rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+    return rotate_for_display(rgb, rotation)
+
+
 class KeyframeExtractor(VideoStage):
     """Stage: a video's keyframe steps in, JPEG bytes at display size out."""
 
     name = "keyframes"
     config = KeyframeConfig
-
-    def frames_at(self, uri: str, times: list[float]) -> list[np.ndarray]:
-        """RGB images (display size and orientation) on screen at each time (s)."""
-        out: dict[float, np.ndarray] = {}
-        with av.open(uri) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            tb = stream.time_base
-            origin = stream_origin(stream)
-            for t in sorted(set(times)):
-                container.seek(int((t + origin) / tb), stream=stream, backward=True)
-                chosen = None
-                for frame in container.decode(stream):
-                    if frame.time is None:
-                        continue
-                    if frame.time - origin > t + 1e-6 and chosen is not None:
-                        break
-                    chosen = frame
-                if chosen is None:
-                    raise ValueError(f"no frame at {t:.3f} s")
-                rotation = rotation_of(chosen)
-                out[t] = self._display(chosen, *display_size(stream, rotation), rotation)
-        return [out[t] for t in times]
-
-    @staticmethod
-    def _display(frame: av.VideoFrame, width: int, height: int, rotation: int) -> np.ndarray:
-        # Scale before turning: width/height are display (post-rotation) sizes.
-        w, h = (height, width) if rotation % 180 == 90 else (width, height)
-        rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
-        return rotate_for_display(rgb, rotation)
 
     def encode(self, image: np.ndarray) -> bytes:
         chw = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
@@ -64,7 +65,7 @@ class KeyframeExtractor(VideoStage):
         if self.cfg.max_keyframes:
             steps, segs = steps[: self.cfg.max_keyframes], segs[: self.cfg.max_keyframes]
         times = [float(record.features.time_s[s]) for s in steps]
-        images = self.frames_at(record.ref.uri, times) if times else []
+        images = frames_at(record.ref.uri, times) if times else []
         record.keyframes = Keyframes(
             steps=steps,
             segments=segs,

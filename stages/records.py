@@ -250,6 +250,53 @@ class Keyframes:
 
 
 @dataclass
+class Transcript:
+    """What was said, one row per recognised span, in time order.
+
+    `kind` is 'speech' for text the recogniser is sure of and 'unclear' for a span where
+    it heard a voice but not English it trusts (its text is then empty, never invented).
+    """
+
+    start_s: np.ndarray  # [n] float64
+    end_s: np.ndarray
+    text: list[str]
+    confidence: np.ndarray  # [n] mean probability of the span's words
+    kind: list[str]
+
+    @classmethod
+    def empty(cls) -> Transcript:
+        return cls(np.zeros(0), np.zeros(0), [], np.zeros(0, np.float32), [])
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    @property
+    def speech(self) -> np.ndarray:
+        """Indices of the spans that hold trusted speech."""
+        return np.array([i for i, k in enumerate(self.kind) if k == "speech"], dtype=np.int64)
+
+
+@dataclass
+class ScreenLine:
+    """One line of on-screen text, read off the frame at `time_s`."""
+
+    time_s: float
+    text: str
+    confidence: float
+    segment: int  # the segment whose frame it was read from
+
+
+@dataclass
+class ScreenText:
+    """On-screen text: per keyframe (parallel to `Keyframes`), and every line read off
+    keyframes and still shots, in time then reading order."""
+
+    keyframe_text: list[str]  # lines joined by newlines, reading order; "" when none
+    keyframe_confidence: np.ndarray  # [n_keyframes] mean line confidence; NaN when none
+    lines: list[ScreenLine]
+
+
+@dataclass
 class Caption:
     start_s: float
     end_s: float
@@ -260,6 +307,8 @@ class Caption:
 class Text:
     summary: str
     captions: list[Caption]
+    transcript_excerpt: str = ""  # the transcript sentences the summary quotes
+    tags: list[str] = field(default_factory=list)  # what the selected shots show
 
 
 @dataclass
@@ -275,6 +324,9 @@ class VideoRecord:
     shots: Segments | None = None
     selection: Selection | None = None
     keyframes: Keyframes | None = None
+    tags: list[list[str]] | None = None  # per segment: what the shot confidently shows
+    screen_text: ScreenText | None = None
+    transcript: Transcript | None = None
     text: Text | None = None
     errors: dict[str, str] = field(default_factory=dict)  # stage name -> one-line reason
 

@@ -20,7 +20,10 @@ _SLOTS: dict[str, dict[str, str | type]] = {
     },
     "audio.encoder": {"rnn": "stages.audio:AudioEncoder"},
     "fusion.model": {"attention": "stages.fusion:FusionScorer"},
-    "text.writer": {"template": "stages.text:TemplateWriter"},
+    "text.writer": {
+        "narrative": "stages.text:NarrativeWriter",
+        "template": "stages.text:TemplateWriter",
+    },
 }
 
 

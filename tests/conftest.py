@@ -50,6 +50,31 @@ def tiny_spec(
     return ClipSpec(name, width, height, fps, False, has_audio, shots, seed, 0)
 
 
+TITLE = "Chapter 2: The Harbour"
+SPOKEN = "Welcome back to the evening news."
+
+
+def talking_spec(name: str = "talking") -> ClipSpec:
+    """A title card (still, silent), then a person-less shot where a voice says one
+    sentence, then a shot with a high tone and no words."""
+    shots = (
+        ShotSpec(0.0, 3.0, "solid", ("blue", "white"), 1, (), SoundSpec("silence"), title=TITLE),
+        ShotSpec(
+            3.0,
+            4.5,
+            "gradient",
+            ("green", "yellow"),
+            2,
+            (ObjectSpec("circle", "red", 0.25, (0.3, 0.5), (0.7, 0.5), "right"),),
+            SoundSpec("speech", None, 0.3, 4.0, -6.0, text=SPOKEN),
+        ),
+        ShotSpec(
+            7.5, 2.5, "solid", ("purple", "white"), 3, (), SoundSpec("tone", "high", 0.2, 2.0)
+        ),
+    )
+    return ClipSpec(name, 320, 240, 24, False, True, shots, 9, 0)
+
+
 @pytest.fixture(scope="session")
 def clips_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("clips")
@@ -58,6 +83,16 @@ def clips_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip(clips_dir) -> Path:
     return write_clip(tiny_spec(), clips_dir)
+
+
+@pytest.fixture(scope="session")
+def talking_clip(clips_dir) -> Path:
+    """`talking_spec` rendered; skips where espeak-ng is missing (its voice would be silent)."""
+    from jobs.samples.render import can_speak
+
+    if not can_speak():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): no speech to test")
+    return write_clip(talking_spec(), clips_dir)
 
 
 @pytest.fixture(scope="session")

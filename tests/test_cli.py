@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from stages.metrics import word_errors
+
 BIN = Path(sys.executable).parent
 
 
@@ -75,6 +77,61 @@ def test_segments_are_the_true_shots_and_the_summary_keeps_its_budget(demo):
         chosen = seg[seg["selected"]]
         kept = (chosen["summary_end_s"] - chosen["summary_start_s"]).sum()
         assert 0 < kept <= 0.15 * truth["duration_s"] + 0.5
+
+
+def test_what_the_clips_say_comes_back_in_transcripts_and_the_summaries_quote_it(demo):
+    from jobs.samples.render import can_speak
+
+    if not can_speak():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng): the clips are mute")
+    samples, out, _ = demo
+    videos = pd.read_parquet(out / "videos")
+    transcripts = pd.read_parquet(out / "transcripts")
+    summaries = pd.read_parquet(out / "summaries").set_index("video_id")
+    spoken_clips = errors = words = 0
+    for v in videos[videos["status"] == "ok"].itertuples():
+        truth = json.loads((samples / Path(v.uri).name).with_suffix(".gt.json").read_text())
+        rows = transcripts[(transcripts["video_id"] == v.video_id)].sort_values("start_s")
+        heard = " ".join(rows.loc[rows["kind"] == "speech", "text"])
+        said = " ".join(s["text"] for s in truth["spoken"])
+        if not said:
+            assert heard == "", (v.uri, heard)  # no words where nothing is said
+            continue
+        spoken_clips += 1
+        e, n = word_errors(said, heard)
+        errors, words = errors + e, words + n
+        summary = summaries.loc[v.video_id]
+        assert summary["transcript_excerpt"] and summary["transcript_excerpt"] in heard
+        assert summary["text"].startswith("Speech: \u201c")
+    assert spoken_clips >= 2
+    assert errors <= 0.25 * words  # word error rate over the clips (espeak's voice)
+
+
+def test_a_clip_without_audio_has_an_empty_transcript(demo):
+    _, out, _ = demo
+    videos = pd.read_parquet(out / "videos")
+    transcripts = pd.read_parquet(out / "transcripts")
+    mute = videos[(videos["status"] == "ok") & ~videos["has_audio"]]
+    assert len(mute) == 1
+    assert not transcripts["video_id"].isin(mute["video_id"]).any()
+
+
+def test_title_cards_come_back_as_on_screen_text(demo):
+    samples, out, _ = demo
+    videos = pd.read_parquet(out / "videos")
+    summaries = pd.read_parquet(out / "summaries").set_index("video_id")
+    keyframes = pd.read_parquet(out / "keyframes")
+    titles = 0
+    for v in videos[videos["status"] == "ok"].itertuples():
+        truth = json.loads((samples / Path(v.uri).name).with_suffix(".gt.json").read_text())
+        for title in truth["titles"]:
+            titles += 1
+            assert f"\u201c{title['text']}\u201d" in summaries.loc[v.video_id, "text"]
+            kf = keyframes[keyframes["video_id"] == v.video_id]
+            on_title = kf[(kf["time_s"] >= title["start_s"]) & (kf["time_s"] < title["end_s"])]
+            assert (on_title["ocr_text"] == title["text"]).all()
+    assert titles >= 1
+    assert keyframes["ocr_text"].notna().all()
 
 
 def test_duckdb_and_pandas_read_the_tables_as_they_are(demo):

@@ -3,28 +3,28 @@ import torch
 from torchvision.io import decode_jpeg
 
 from bench.reference import frame_at
-from stages.keyframes import KeyframeExtractor
+from stages.keyframes import KeyframeExtractor, frames_at
 from stages.records import (
-    Features,
     Probe,
     Segments,
     Selection,
     VideoRecord,
     VideoRef,
 )
-from stages.text import TemplateWriter, clock
+from stages.tags import Tagger
+from stages.text import TemplateWriter, clock, span
+from tests.records import features_at_2fps
 
 
 def test_keyframes_are_the_sampled_moment_at_full_display_size(tiny_clip):
-    ex = KeyframeExtractor()
-    (img,) = ex.frames_at(str(tiny_clip), [4.5])
+    (img,) = frames_at(str(tiny_clip), [4.5])
     assert img.shape == (240, 320, 3)
     ref = frame_at(tiny_clip, 4.5, 320, 240)
     assert np.abs(img.astype(int) - ref.astype(int)).mean() < 2.0
 
 
 def test_keyframes_of_a_rotated_video_are_turned_like_a_player_shows_them(rotated_clip):
-    (img,) = KeyframeExtractor().frames_at(str(rotated_clip), [4.5])
+    (img,) = frames_at(str(rotated_clip), [4.5])
     assert img.shape == (320, 240, 3)
     ref = frame_at(rotated_clip, 4.5, 240, 320)
     assert np.abs(img.astype(int) - ref.astype(int)).mean() < 2.0
@@ -56,14 +56,7 @@ def _record(n=6, uri="/v.mp4", has_audio=True, visual_trained=True, **per_frame)
         "flatness": np.full(n, 0.01, np.float32),
         **per_frame,
     }
-    features = Features(
-        time_s=np.arange(n) / 2.0,
-        visual=np.zeros((n, 4), np.float32),
-        audio=np.zeros((n, 2), np.float32),
-        audio_mask=np.ones(n, bool),
-        visual_trained=visual_trained,
-        **frames,
-    )
+    features = features_at_2fps(n, visual_trained, **frames)
     segments = Segments(
         np.array([0, 3]), np.array([3, n]), np.array([0.0, 1.25]), np.array([1.25, 3.0]), 65.0
     )
@@ -88,14 +81,18 @@ def test_text_says_what_was_measured_in_the_selected_shots():
     assert (cap.start_s, cap.end_s) == (1.25, 3.0)
     assert cap.text == "mostly blue and red, with movement; a loud high tone (~880 Hz)"
     assert text.summary.startswith("1:05 video, 2 segments; summary of 1 segment (1.8 s).")
-    assert "0:01-0:03: mostly blue and red" in text.summary
+    assert "0:01.2-0:03.0: mostly blue and red" in text.summary
 
 
-def test_text_names_confident_labels_only_when_the_cnn_is_trained():
+def test_text_names_the_tags_of_a_segment_only_when_the_cnn_is_trained():
     ids = np.full((6, 5), 417, np.int16)  # ImageNet 417: balloon
     probs = np.full((6, 5), 0.8, np.float32)
-    assert "looks like a balloon" in _text(label_ids=ids, label_probs=probs).summary
-    assert "balloon" not in _text(label_ids=ids, label_probs=probs, visual_trained=False).summary
+
+    def tagged(**over):
+        return TemplateWriter()(Tagger()(_record(**over))).text
+
+    assert "looks like a balloon" in tagged(label_ids=ids, label_probs=probs).summary
+    assert "balloon" not in tagged(label_ids=ids, label_probs=probs, visual_trained=False).summary
 
 
 def test_text_reports_silence_noise_and_missing_audio():
@@ -108,3 +105,9 @@ def test_text_reports_silence_noise_and_missing_audio():
 
 def test_clock_formats_minutes_and_hours():
     assert (clock(5), clock(65), clock(3725)) == ("0:05", "1:05", "1:02:05")
+
+
+def test_a_short_span_reads_in_tenths_of_a_second():
+    assert span(0.04, 0.24) == "0:00.0-0:00.2"
+    assert span(61.25, 62.5) == "1:01.2-1:02.5"
+    assert span(3.0, 9.4) == "0:03-0:09"

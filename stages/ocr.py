@@ -1,0 +1,130 @@
+"""On-screen text stage: RapidOCR (PP-OCR detection + recognition, ONNX Runtime) on every
+keyframe and on one frame of each still shot that has none (title cards, slides).
+
+The models ship inside the `rapidocr` wheel (Apache-2.0), so nothing is fetched at run
+time. Lines come back in reading order: top to bottom, and left to right within a line.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torchvision.io import decode_jpeg
+
+from stages.base import VideoStage
+from stages.devices import worker_threads
+from stages.keyframes import frames_at
+from stages.records import ScreenLine, ScreenText, VideoRecord
+from stages.settings import OcrConfig, Shared
+
+
+def reading_order(boxes: np.ndarray) -> list[list[int]]:
+    """Box indices grouped into lines (top to bottom), each left to right.
+
+    `boxes`: [n, 4, 2] corner points. Two boxes share a line when their vertical centres
+    are closer than half the smaller box's height.
+    """
+    if len(boxes) == 0:
+        return []
+    top, bottom = boxes[:, :, 1].min(1), boxes[:, :, 1].max(1)
+    centre, height, left = (top + bottom) / 2, bottom - top, boxes[:, :, 0].min(1)
+    lines: list[list[int]] = []
+    for i in np.argsort(centre, kind="stable"):
+        last = lines[-1] if lines else None
+        if last is not None:
+            j = last[-1]
+            if abs(centre[i] - centre[j]) < 0.5 * min(height[i], height[j]):
+                last.append(int(i))
+                continue
+        lines.append([int(i)])
+    return [sorted(line, key=lambda k: left[k]) for line in lines]
+
+
+class ScreenReader(VideoStage):
+    """Stage: a video's keyframes (and still shots) in, their on-screen text out."""
+
+    name = "ocr"
+    config = OcrConfig
+
+    def __init__(self, cfg: OcrConfig | None = None, shared: Shared | None = None):
+        super().__init__(cfg, shared)
+        self.engine = None
+        if not self.cfg.enabled:
+            return
+        from rapidocr import RapidOCR  # heavy; only where the stage runs
+
+        threads = worker_threads(self.cfg.threads)
+        self.engine = RapidOCR(
+            params={
+                "Global.log_level": "error",
+                "Global.text_score": self.cfg.min_confidence,
+                "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+        )
+        # It logs a warning for every image without text.
+        logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+
+    @classmethod
+    def describe(cls, cfg: OcrConfig) -> tuple[str, bool]:
+        if not cfg.enabled:
+            return "ocr-off", False
+        from importlib.metadata import version
+
+        return f"rapidocr-{version('rapidocr')}", True
+
+    def read(self, image: np.ndarray) -> list[tuple[str, float]]:
+        """(line, confidence) in reading order; words on one line are joined by spaces."""
+        result = self.engine(np.ascontiguousarray(image))
+        if result.boxes is None or result.txts is None:
+            return []
+        boxes = np.asarray(result.boxes, dtype=np.float32)
+        lines = []
+        for line in reading_order(boxes):
+            words = [(result.txts[k].strip(), float(result.scores[k])) for k in line]
+            words = [(t, s) for t, s in words if t and s >= self.cfg.min_confidence]
+            text = " ".join(t for t, _ in words)
+            if len(text) >= self.cfg.min_chars:
+                lines.append((text, float(np.mean([s for _, s in words]))))
+        return lines
+
+    def still_shot_times(self, record: VideoRecord) -> list[tuple[float, int]]:
+        """(time, segment) of the middle sampled frame of each still shot with no keyframe."""
+        seg, f = record.selection.segments, record.features
+        with_keyframe = {int(seg.shot_index[s]) for s in record.keyframes.segments}
+        picks = []
+        for shot in np.unique(seg.shot_index):
+            if int(shot) in with_keyframe:
+                continue
+            members = np.flatnonzero(seg.shot_index == shot)
+            a, b = int(seg.first_step[members[0]]), int(seg.last_step[members[-1]])
+            if b <= a or float(np.median(f.motion[a:b])) >= self.cfg.still_motion:
+                continue
+            mid = (a + b - 1) // 2
+            s = members[np.searchsorted(seg.last_step[members], mid, side="right")]
+            picks.append((float(f.time_s[mid]), int(s)))
+        return picks
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        kf = record.keyframes
+        if self.engine is None:
+            record.screen_text = ScreenText([""] * len(kf), np.full(len(kf), np.nan), [])
+            return record
+        found: list[ScreenLine] = []
+        texts, confidences = [], []
+        for jpeg, t, s in zip(kf.jpeg, kf.time_s, kf.segments, strict=True):
+            image = decode_jpeg(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8))
+            lines = self.read(image.permute(1, 2, 0).numpy())
+            texts.append("\n".join(text for text, _ in lines))
+            confidences.append(np.mean([c for _, c in lines]) if lines else np.nan)
+            found += [ScreenLine(float(t), text, c, int(s)) for text, c in lines]
+        if self.cfg.still_shots:
+            picks = self.still_shot_times(record)
+            images = frames_at(record.ref.uri, [t for t, _ in picks]) if picks else []
+            for (t, s), image in zip(picks, images, strict=True):
+                found += [ScreenLine(t, text, c, s) for text, c in self.read(image)]
+        found.sort(key=lambda line: line.time_s)  # stable: reading order within a frame
+        record.screen_text = ScreenText(texts, np.array(confidences, np.float64), found)
+        return record

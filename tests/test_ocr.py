@@ -1,0 +1,91 @@
+"""The on-screen text stage: titles on keyframes and still shots, in reading order."""
+
+import numpy as np
+import pytest
+
+from pipeline.sources import make_sources
+from stages.decode import probe
+from stages.keyframes import KeyframeExtractor, frames_at
+from stages.ocr import ScreenReader, reading_order
+from stages.records import Segments, Selection, VideoRecord
+from stages.settings import OcrConfig
+from tests.conftest import TITLE, talking_spec
+from tests.records import features_at_2fps
+
+
+@pytest.fixture(scope="module")
+def reader() -> ScreenReader:
+    return ScreenReader(OcrConfig(threads=1))
+
+
+@pytest.fixture(scope="module")
+def title_clip(clips_dir):
+    """The talking clip's pictures (speech is not needed to read its title)."""
+    from jobs.samples import write_clip
+
+    return write_clip(talking_spec("titled"), clips_dir)
+
+
+def _record(path, keyframe_steps: list[int], moving_shot: int | None = 1) -> VideoRecord:
+    """A record as the OCR stage sees it: the clip's three true shots as segments, 2 fps."""
+    (ref,) = make_sources([str(path)])
+    n = 20
+    motion = np.zeros(n, np.float32)
+    if moving_shot is not None:
+        motion[6:15] = 0.01  # the middle shot (3.0-7.5 s) moves
+    features = features_at_2fps(n, motion=motion)
+    seg = Segments(
+        np.array([0, 6, 15]),
+        np.array([6, 15, 20]),
+        np.array([0.0, 3.0, 7.5]),
+        np.array([3.0, 7.5, 10.0]),
+        10.0,
+        shot_index=np.array([0, 1, 2]),
+    )
+    shots = [int(np.searchsorted(seg.last_step, s, side="right")) for s in keyframe_steps]
+    selection = Selection(
+        seg,
+        np.array([0.5, 0.9, 0.1]),
+        np.isin(np.arange(3), shots),
+        np.array(keyframe_steps),
+        np.array(shots),
+    )
+    record = VideoRecord(ref, probe(ref.uri), features=features, selection=selection)
+    return KeyframeExtractor()(record)
+
+
+def test_a_title_card_on_a_keyframe_comes_back_in_its_ocr_text(reader, title_clip):
+    screen = reader(_record(title_clip, keyframe_steps=[2, 10])).screen_text
+    assert screen.keyframe_text == [TITLE, ""]
+    assert screen.keyframe_confidence[0] > 0.9 and np.isnan(screen.keyframe_confidence[1])
+    assert [line.text for line in screen.lines] == [TITLE]
+
+
+def test_a_still_shot_without_a_keyframe_is_read_too(reader, title_clip):
+    # Only the moving middle shot has a keyframe; the title shot is still and is read.
+    screen = reader(_record(title_clip, keyframe_steps=[10])).screen_text
+    assert screen.keyframe_text == [""]
+    (line,) = screen.lines
+    assert line.text == TITLE and line.segment == 0 and 0.0 <= line.time_s < 3.0
+
+
+def test_a_moving_shot_without_a_keyframe_is_not_read(reader, title_clip):
+    # Mark the title shot as moving: it is no longer a still shot, so nothing reads it.
+    record = _record(title_clip, keyframe_steps=[16], moving_shot=None)
+    record.features.motion[:6] = 0.01
+    assert reader(record).screen_text.lines == []
+
+
+def test_lines_come_back_in_reading_order():
+    def box(x, y, w=50, h=20):
+        return [[x, y], [x + w, y], [x + w, y + h], [x, y + h]]
+
+    # Second line first, and the first line's words right to left.
+    boxes = np.array([box(10, 100), box(120, 12), box(10, 10), box(70, 102)], np.float32)
+    assert reading_order(boxes) == [[2, 1], [0, 3]]
+    assert reading_order(np.zeros((0, 4, 2))) == []
+
+
+def test_a_frame_without_text_reads_as_nothing(reader, tiny_clip):
+    (image,) = frames_at(str(tiny_clip), [1.0])
+    assert reader.read(image) == []
