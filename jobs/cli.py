@@ -68,21 +68,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(format_report(result))
     print()
-    print(describe_outputs(Store(result.out)))
+    print(describe_outputs(Store(result.out), result.run_id))
     return 1 if (cfg.run.fail_on_error and result.n_error) else 0
 
 
-def describe_outputs(store) -> str:
+SHOWN_SUMMARIES = 8
+
+
+def describe_outputs(store, run_id: str) -> str:
+    """Row counts of every table, then the summaries this run wrote, by file name."""
     from pipeline.schemas import TABLES
 
     lines = [f"outputs in {store.root} (committed runs only):"]
     for table in TABLES:
         frame = store.read_committed(table, ["run_id"])
         lines.append(f"  {table + '/':<12} {len(frame):>6} row{'' if len(frame) == 1 else 's'}")
-    summaries = store.read_committed("summaries", ["video_id", "text"]).sort_values("video_id")
-    if len(summaries):
-        lines.append("first summary:")
-        lines.append("  " + str(summaries.iloc[0]["text"]))
+    summaries = store.read_committed("summaries", ["video_id", "text", "run_id"])
+    videos = store.read_committed("videos", ["video_id", "uri", "run_id"])
+    mine = summaries[summaries["run_id"] == run_id].merge(
+        videos[videos["run_id"] == run_id], on=["video_id", "run_id"]
+    )
+    mine = mine.assign(name=mine["uri"].map(lambda u: Path(u).name)).sort_values("name")
+    if len(mine):
+        lines.append("summaries of this run:")
+        for row in mine.head(SHOWN_SUMMARIES).itertuples():
+            lines.append(f"  {row.name}: {row.text}")
+        if len(mine) > SHOWN_SUMMARIES:
+            lines.append(f"  ... and {len(mine) - SHOWN_SUMMARIES} more")
     lines.append(f"read them with pandas.read_parquet('{store.root}/summaries') or DuckDB")
     return "\n".join(lines)
 

@@ -292,7 +292,7 @@ class NarrativeWriter(TemplateWriter):
             and any(k == "unclear" for k in record.transcript.kind)
         )
         if unclear:
-            lead.append("A voice is heard but not transcribed (not clear English).")
+            lead.append("Possible speech was heard but not transcribed (not clear English).")
         if not (quotes or titles or tags):
             # Nothing recognised: say how the chosen shots look and sound, each look once.
             looks = list(dict.fromkeys(c.text for c in captions))

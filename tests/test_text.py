@@ -141,5 +141,5 @@ def test_without_speech_text_or_tags_each_look_is_said_once():
 def test_unclear_speech_is_reported_and_never_quoted():
     record = _record(said=[(11.0, 13.0, "")], kinds=["unclear"])
     text = NarrativeWriter()(record).text
-    assert "A voice is heard but not transcribed" in text.summary
+    assert "Possible speech was heard but not transcribed" in text.summary
     assert "\u201c" not in text.summary and text.transcript_excerpt == ""
