@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, long_video, pipeline, shots
+from bench import decode, encoders, long_video, pipeline, recognition, shots
 
 
 def main() -> None:
@@ -16,6 +16,8 @@ def main() -> None:
     long_video.main([])
     print("\n== shot detection vs the true cuts and PySceneDetect ==")
     shots.main(["--pipeline", "2"])
+    print("\n== speech, on-screen text and tags vs known truth, and their cost ==")
+    recognition.main(["--pipeline", "1"])
 
 
 if __name__ == "__main__":
