@@ -55,27 +55,72 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad profile or override is the user's to fix: say so in a line
         print(f"vidgist: config error: {exc}", file=sys.stderr)
         return 2
-    from pipeline.run import format_report, run_pipeline
+    from pipeline.run import Interrupted, SystemicFault, format_report, run_pipeline
     from pipeline.store import Store, StoreLocked
 
     try:
         result = run_pipeline(cfg, args.input, args.output)
     except (FileNotFoundError, ValueError, StoreLocked) as exc:
-        # Missing inputs or weights, an unknown backbone, a mismatched checkpoint, another
-        # run on the same OUT: all are found before any work starts.
+        # Missing inputs or weights, an unknown backbone, a mismatched checkpoint, an OUT
+        # that is a file, unwritable or damaged, another run on the same OUT: all are
+        # found before any work starts.
         print(f"vidgist: error: {exc}", file=sys.stderr)
         return 2
+    except SystemicFault as exc:
+        print(f"vidgist: stopped: {exc}", file=sys.stderr)
+        _shutdown_ray()
+        return 1
+    except Interrupted as exc:
+        # Committed batches stay; the one in flight was discarded.
+        print(f"vidgist: stopped by {exc}: committed batches are kept", file=sys.stderr)
+        _shutdown_ray()
+        return 128 + exc.signum
     print()
     print(format_report(result))
     print()
-    print(describe_outputs(Store(result.out), result.run_id))
+    print(describe_outputs(Store(result.out), result.run_ids))
     return 1 if (cfg.run.fail_on_error and result.n_error) else 0
 
 
 SHOWN_SUMMARIES = 8
 
 
-def describe_outputs(store, run_id: str) -> str:
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`vidgist check OUT [--repair]`: exit 0 when clean (or repaired), 1 when not."""
+    from pipeline.store import Store
+
+    store = Store(args.out)
+    if not store.root.is_dir():
+        print(f"vidgist: error: {store.root} is not a folder", file=sys.stderr)
+        return 2
+    with store.lock():
+        notes = store.recover()
+        problems = store.inspect(deep=True)
+        for line in notes:
+            print(line)
+        for p in problems:
+            print(p.line(store.root))
+        if not problems:
+            print(f"{store.root}: every committed file is as its run recorded it")
+            return 0
+        if not args.repair:
+            print(f"{len(problems)} problems; `vidgist check {store.root} --repair` fixes them")
+            return 1
+        for line in store.repair(problems):
+            print(line)
+        left = store.inspect(deep=True)
+        print(f"repaired; {len(left)} problems left" if left else "repaired: clean now")
+        return 1 if left else 0
+
+
+def describe_outputs(store, run_ids: list[str]) -> str:
     """Row counts of every table, then the summaries this run wrote, by file name."""
     from pipeline.schemas import TABLES
 
@@ -85,8 +130,8 @@ def describe_outputs(store, run_id: str) -> str:
         lines.append(f"  {table + '/':<12} {len(frame):>6} row{'' if len(frame) == 1 else 's'}")
     summaries = store.read_committed("summaries", ["video_id", "text", "run_id"])
     videos = store.read_committed("videos", ["video_id", "uri", "run_id"])
-    mine = summaries[summaries["run_id"] == run_id].merge(
-        videos[videos["run_id"] == run_id], on=["video_id", "run_id"]
+    mine = summaries[summaries["run_id"].isin(run_ids)].merge(
+        videos[videos["run_id"].isin(run_ids)], on=["video_id", "run_id"]
     )
     mine = mine.assign(name=mine["uri"].map(lambda u: Path(u).name)).sort_values("name")
     if len(mine):
@@ -134,6 +179,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     _add_run_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="verify committed outputs; --repair sets damaged files aside",
+        description="Verify every committed file of OUT against its run's journal (it opens "
+        "and has the rows recorded) and find orphaned files. With --repair: damaged files "
+        "(and the files written with them) move to OUT/_quarantine/ so the next run redoes "
+        "their videos, lost runs rows are restored from the journals, orphaned files are "
+        "deleted. Exit 0 when clean (or repaired), 1 when problems remain.",
+    )
+    p.add_argument("out", help="the output folder of vidgist run")
+    p.add_argument("--repair", action="store_true", help="fix what is found")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
         "train",

@@ -89,6 +89,16 @@ class RunConfig:
     content_hash: bool = False  # add a SHA-256 of the bytes to each fingerprint
     limit: int = 0  # process at most this many new videos (0: all); the rest wait for the next run
     fail_on_error: bool = False  # exit non-zero when any video fails
+    # Commit batches: each goes through both passes and commits on its own, so a killed
+    # run loses at most the batch in flight. A batch closes at `batch_videos` videos or
+    # `batch_minutes` minutes of video (container durations), whichever comes first;
+    # 0 turns a limit off (both 0: one batch).
+    batch_videos: int = 64
+    batch_minutes: float = 0.0
+    # When at least this fraction of a batch (of 4 or more videos) fails with the same
+    # error, the fault is the run's (a setting, the output folder, a missing library),
+    # not the videos': the run stops with that error instead of committing error rows.
+    max_same_error: float = 0.9
 
 
 @dataclass
@@ -141,10 +151,9 @@ def load_config(
     for slot in registry.slots():
         section, key = slot.split(".")
         registry.check(slot, getattr(getattr(config, section), key))
-    for name in ("decode", "visual", "audio", "fusion", "shots", "summarize"):
-        pool = getattr(config.resources, name).pool
-        if pool not in ("tasks", "actors"):
-            raise ValueError(f"resources.{name}.pool must be tasks or actors, got {pool!r}")
+    from pipeline.validate import validate  # it imports this module
+
+    validate(config)
     return config
 
 

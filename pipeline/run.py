@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
+import signal
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -14,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.adapters import video_row as pass2_row
-from pipeline.config import VidgistConfig, to_dict
+from pipeline.config import RunConfig, VidgistConfig, to_dict
 from pipeline.encode import encode_plan
 from pipeline.features import feature_dims
 from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
@@ -35,7 +38,7 @@ from stages.records import PROBE_COLUMNS, Probe, VideoRecord, VideoRef, effectiv
 
 @dataclass
 class RunResult:
-    run_id: str
+    run_ids: list[str]  # one per committed batch, in order
     out: str
     report: pd.DataFrame  # one row per processed video
     n_skipped: int
@@ -49,6 +52,18 @@ class RunResult:
     @property
     def n_error(self) -> int:
         return int((self.report["status"] == "error").sum()) if len(self.report) else 0
+
+
+class SystemicFault(RuntimeError):
+    """Most of a batch failed the same way: the fault is the run's, not the videos'."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT reached the driver; `signum` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def new_run_id(now: datetime) -> str:
@@ -114,13 +129,46 @@ def run_pipeline(
     log: Callable[[str], None] = print,
     encode_only: bool = False,
 ) -> RunResult:
-    """Process `inputs` into `out` and commit; `encode_only` stops after the features.
+    """Process `inputs` into `out`, committing batch by batch; `encode_only` stops after
+    the features.
 
-    Holds OUT/.lock throughout, so two runs never share (or clean up) one output folder.
+    OUT is checked before anything is created, and OUT/.lock is held throughout, so two
+    runs never share (or clean up) one output folder.
     """
     store = Store(out)
+    store.check_usable()
     with store.lock():
         return _run(cfg, inputs, store, log, encode_only)
+
+
+def batches(todo: list[VideoRef], cfg: RunConfig) -> Iterator[list[VideoRef]]:
+    """Commit batches of `todo` in order: at most `batch_videos` videos and (when
+    `batch_minutes` is set) about `batch_minutes` minutes of video, by container duration,
+    probed only as each batch is formed."""
+    batch: list[VideoRef] = []
+    minutes = 0.0
+    for ref in todo:
+        batch.append(ref)
+        if cfg.batch_minutes:
+            minutes += probe_minutes(ref.uri)
+        if (cfg.batch_videos and len(batch) >= cfg.batch_videos) or (
+            cfg.batch_minutes and minutes >= cfg.batch_minutes
+        ):
+            yield batch
+            batch, minutes = [], 0.0
+    if batch:
+        yield batch
+
+
+def probe_minutes(uri: str) -> float:
+    """A video's stated duration in minutes (0 for a file that cannot be probed: its
+    failure is reported when the batch decodes it)."""
+    from stages.decode import probe
+
+    try:
+        return probe(uri).duration_s / 60.0
+    except Exception:
+        return 0.0
 
 
 def _run(
@@ -129,8 +177,7 @@ def _run(
     t0 = time.monotonic()
     for note in store.recover():
         log(note)
-    started = datetime.now(timezone.utc)
-    run_id = new_run_id(started)
+    store.check_committed()
     _, visual_trained = encoder_version(cfg)
     mversion = model_version(cfg)
     if not encode_only:
@@ -149,42 +196,140 @@ def _run(
     if cfg.run.limit and len(todo) > cfg.run.limit:
         log(f"{len(todo)} videos to do; this run takes the first {cfg.run.limit} (run.limit)")
         todo = todo[: cfg.run.limit]
-    log(f"run {run_id}: {len(sources)} inputs, {len(todo)} to process, {len(skipped)} already done")
+    log(f"{len(sources)} inputs, {len(todo)} to process, {len(skipped)} already done")
 
-    report = pd.DataFrame(columns=list(REPORT_COLUMNS))
-    keep: set[str] = set()  # the staged files this run publishes
+    reports, run_ids = [], []
     if todo:
         ensure_ray(cfg.ray)
-        items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in todo]
-        log("pass 1/2: decode + encode")
-        ds1 = encode_plan(
-            items, cfg, str(store.root), run_id, features_version(cfg), visual_trained
-        )
-        records = list(_collect_pass1(todo, ds1.iter_batches(**_BATCHES), cfg.decode.fps).values())
-        keep |= {f for r in records for f in r.feature_files}
-        if encode_only:
-            report = _write_video_rows(store, run_id, records, "features", keep)
-        else:
-            log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text")
-            report = _summarize(cfg, store, run_id, mversion, records, keep, log)
-        report = report.sort_values("uri", kind="stable").reset_index(drop=True)
+        n_batches = -(-len(todo) // cfg.run.batch_videos) if cfg.run.batch_videos else None
+        with _signals_raise():
+            for k, batch in enumerate(batches(todo, cfg.run)):
+                run_id = new_run_id(datetime.now(timezone.utc))
+                of = f"/{n_batches}" if n_batches and not cfg.run.batch_minutes else ""
+                log(f"batch {k + 1}{of}: {len(batch)} videos, run {run_id}")
+                started = datetime.now(timezone.utc)
+                try:
+                    report, keep = _batch(cfg, store, run_id, mversion, batch, encode_only, log)
+                    _check_systemic(report, cfg.run.max_same_error)
+                except BaseException:
+                    # Nothing of a batch that did not finish is published.
+                    store.discard(run_id)
+                    raise
+                skipped_here = len(skipped) if k == 0 else 0
+                row = _run_row(cfg, run_id, started, report, mversion, encode_only, skipped_here)
+                store.commit(run_id, row, keep)
+                reports.append(report)
+                run_ids.append(run_id)
+                log(f"batch {k + 1}{of} committed: {_counts(report)}")
+    if not run_ids and not encode_only:
+        # Nothing to do still leaves a record that the run happened.
+        now = datetime.now(timezone.utc)
+        run_id = new_run_id(now)
+        empty = pd.DataFrame(columns=list(REPORT_COLUMNS))
+        row = _run_row(cfg, run_id, now, empty, mversion, encode_only, len(skipped))
+        store.commit(run_id, row, set())
+        run_ids.append(run_id)
+    report = (
+        pd.concat(reports, ignore_index=True)
+        if reports
+        else pd.DataFrame(columns=list(REPORT_COLUMNS))
+    )
+    report = report.sort_values("uri", kind="stable").reset_index(drop=True)
+    return RunResult(
+        run_ids, str(store.root), report, len(skipped), time.monotonic() - t0, mversion
+    )
 
+
+def _counts(report: pd.DataFrame) -> str:
+    ok = int((report["status"] == "ok").sum())
+    return f"{ok} ok, {len(report) - ok} error"
+
+
+def _batch(
+    cfg: VidgistConfig,
+    store: Store,
+    run_id: str,
+    mversion: str,
+    batch: list[VideoRef],
+    encode_only: bool,
+    log: Callable[[str], None],
+) -> tuple[pd.DataFrame, set[str]]:
+    """Both passes over one batch into the run's staging: its report, and the staged
+    files to publish."""
+    _, visual_trained = encoder_version(cfg)
+    keep: set[str] = set()  # the staged files this batch publishes
+    items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
+    log("pass 1/2: decode + encode")
+    ds1 = encode_plan(items, cfg, str(store.root), run_id, features_version(cfg), visual_trained)
+    records = list(_collect_pass1(batch, ds1.iter_batches(**_BATCHES), cfg.decode.fps).values())
+    keep |= {f for r in records for f in r.feature_files}
+    if encode_only:
+        report = _write_video_rows(store, run_id, records, "features", keep)
+    else:
+        log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text")
+        report = _summarize(cfg, store, run_id, mversion, records, keep, log)
+    return report, keep
+
+
+def _check_systemic(report: pd.DataFrame, max_same: float, min_videos: int = 4) -> None:
+    """Stop the run when most of a batch failed with one and the same error."""
+    failed = report[report["status"] == "error"]
+    if len(report) < min_videos or failed.empty:
+        return
+    # The same fault names each video's own file: compare the errors without it.
+    errors = [
+        str(e).replace(str(u), "<video>").replace(str(u).rsplit("/", 1)[-1], "<video>")
+        for e, u in zip(failed["error"], failed["uri"], strict=True)
+    ]
+    error, count = Counter(errors).most_common(1)[0]
+    if count >= max_same * len(report):
+        raise SystemicFault(
+            f"{count} of {len(report)} videos of a batch failed the same way, so the fault "
+            f"is most likely the run's (a setting, the output folder, the install), not the "
+            f"videos': {error}. Nothing of this batch was committed."
+        )
+
+
+def _run_row(
+    cfg: VidgistConfig,
+    run_id: str,
+    started: datetime,
+    report: pd.DataFrame,
+    mversion: str,
+    encode_only: bool,
+    n_skipped: int = 0,
+) -> dict:
     n_ok = int((report["status"] == "ok").sum())
-    run_row = {
+    now = datetime.now(timezone.utc)
+    return {
         "run_id": run_id,
         "started_at": started,
-        "finished_at": datetime.now(timezone.utc),
+        "finished_at": now,
         "status": "committed (features only)" if encode_only else "committed",
         "config": _config_json(cfg),
         "n_videos": len(report),
         "n_ok": n_ok,
         "n_error": len(report) - n_ok,
-        "n_skipped": len(skipped),
+        "n_skipped": n_skipped,
         "code_version": code_version(),
         "model_version": mversion,
     }
-    store.commit(run_id, run_row, keep)
-    return RunResult(run_id, str(store.root), report, len(skipped), time.monotonic() - t0, mversion)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM (what a scheduler sends at its time limit) and SIGINT into
+    `Interrupted` in the driver, so the batch in flight is discarded cleanly."""
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 _BATCHES = {"batch_size": None, "batch_format": "numpy"}

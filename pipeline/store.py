@@ -2,16 +2,20 @@
 
 Layout under OUT:
 
-    videos/ segments/ scores/ keyframes/ summaries/ features/   committed Parquet files
-    runs/<run_id>.parquet                                        one row per committed run
-    _staging/<run_id>/<table>/<file>.parquet                     a run's files until commit
+    videos/ segments/ ... features/ transcripts/   committed Parquet files
+    runs/<run_id>.parquet                            one row per committed run (or batch)
+    _journal/<run_id>.json                           what each commit published: files,
+                                                     their rows and bytes, the runs row
+    _staging/<run_id>/<table>/<file>.parquet         a run's files until commit
+    _quarantine/<run_id>/<table>/<file>.parquet      damaged files set aside by repair
 
 A run writes only under `_staging/<run_id>/`. Commit writes a journal listing the
 staged files, moves each into its table folder (same filesystem, so each move is a
-rename), and writes the run's `runs` row last. A run killed before the journal leaves
-only its staging folder, which the next run deletes; a run killed during the moves is
-rolled forward by the next run from its journal. Readers that go through
-`read_committed` only ever see rows of runs whose `runs` row exists.
+rename), keeps the journal in `_journal/`, and writes the run's `runs` row last. A run
+killed before the journal leaves only its staging folder, which the next run deletes; a
+run killed during the moves is rolled forward by the next run from its journal. Readers
+that go through `read_committed` only ever see rows of runs whose `runs` row exists.
+The kept journals are what `inspect` checks committed files against.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -31,10 +37,28 @@ import pyarrow.parquet as pq
 from pipeline.schemas import RUNS, TABLES
 
 STAGING = "_staging"
+JOURNALS = "_journal"
+QUARANTINE = "_quarantine"
+RUN_ID = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{6})")
 
 
 class StoreLocked(RuntimeError):
     """Another run holds the output folder."""
+
+
+class OutputUnusable(ValueError):
+    """OUT cannot hold a run's outputs (a file, not writable), or is damaged."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # damaged | missing | orphaned | unrecorded
+    path: Path  # the file (for `unrecorded`: the journal of a run without a runs row)
+    run_id: str
+    detail: str
+
+    def line(self, root: Path) -> str:
+        return f"{self.kind}: {self.path.relative_to(root)} ({self.detail})"
 
 
 JOURNAL = "_commit.json"
@@ -75,7 +99,12 @@ class Store:
         staging.mkdir(parents=True, exist_ok=True)
         kept = None if keep is None else {str(Path(k).resolve()) for k in keep}
         moves = [
-            [str(p.relative_to(staging)), str(p.relative_to(staging))]
+            [
+                str(p.relative_to(staging)),
+                str(p.relative_to(staging)),
+                pq.read_metadata(p).num_rows,
+                p.stat().st_size,
+            ]
             for p in sorted(staging.glob("*/*.parquet"))
             if kept is None or str(p.resolve()) in kept
         ]
@@ -86,17 +115,148 @@ class Store:
         self._publish(staging, journal)
 
     def _publish(self, staging: Path, journal: dict) -> None:
-        for src, dst in journal["moves"]:
+        for src, dst, *_ in journal["moves"]:
             s, d = staging / src, self.root / dst
             if s.exists():
                 d.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(s, d)
-        row = journal["run_row"]
-        table = pa.Table.from_pylist([_from_jsonable(row)], schema=RUNS)
-        write_parquet_atomic(table, self.root / "runs" / f"{journal['run_id']}.parquet")
+        self._write_journal(journal)
+        self._write_run_row(journal)
         shutil.rmtree(staging, ignore_errors=True)
         with contextlib.suppress(OSError):
             staging.parent.rmdir()  # only when no other run is staging
+
+    def _write_journal(self, journal: dict) -> None:
+        path = self.root / JOURNALS / f"{journal['run_id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_text(json.dumps(journal))
+        os.replace(tmp, path)
+
+    def _write_run_row(self, journal: dict) -> None:
+        table = pa.Table.from_pylist([_from_jsonable(journal["run_row"])], schema=RUNS)
+        write_parquet_atomic(table, self.root / "runs" / f"{journal['run_id']}.parquet")
+
+    def discard(self, run_id: str) -> None:
+        """Drop a run's staging: nothing of it was published."""
+        shutil.rmtree(self.staging(run_id), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (self.root / STAGING).rmdir()
+
+    def check_usable(self) -> None:
+        """Refuse an OUT that is a file or cannot be written, before anything is created."""
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise OutputUnusable(f"output {root} is a file, not a folder")
+        existing = root
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputUnusable(f"output {root}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputUnusable(f"output {root}: {existing} is not writable")
+
+    def journals(self) -> dict[str, dict]:
+        folder = self.root / JOURNALS
+        if not folder.exists():
+            return {}
+        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+    def inspect(self, deep: bool = False) -> list[Problem]:
+        """What is wrong with the committed outputs: a file missing, damaged (unreadable,
+        or not the size/rows its journal recorded), orphaned (in a table folder but
+        published by no committed run), or a journal whose run lost its `runs` row.
+
+        `deep` reads every file whole and counts its rows; otherwise sizes are compared
+        (cheap on any archive: a truncated or rewritten file changes size).
+        """
+        problems: list[Problem] = []
+        journals = self.journals()
+        recorded: dict[str, bool] = {}
+        for path in sorted((self.root / "runs").glob("*.parquet")):
+            try:
+                pq.read_table(path, schema=RUNS) if deep else pq.read_metadata(path)
+                recorded[path.stem] = True
+            except Exception as exc:
+                problems.append(Problem("damaged", path, path.stem, _short(exc)))
+        listed: set[Path] = set()
+        for run_id, journal in journals.items():
+            if not recorded.get(run_id):
+                runs_file = self.root / "runs" / f"{run_id}.parquet"
+                if not runs_file.exists():
+                    where = self.root / JOURNALS / f"{run_id}.json"
+                    problems.append(Problem("unrecorded", where, run_id, "its runs row is missing"))
+            for _, dst, rows, size in journal["moves"]:
+                path = self.root / dst
+                listed.add(path)
+                problem = _check_file(path, rows, size, deep)
+                if problem:
+                    problems.append(Problem(problem[0], path, run_id, problem[1]))
+        committed = set(recorded) | set(journals)
+        for table in TABLES:
+            if table == "runs":
+                continue
+            for path in sorted((self.root / table).glob("*.parquet")):
+                if path in listed:
+                    continue
+                match = RUN_ID.match(path.name)
+                run_id = match.group(1) if match else ""
+                if run_id not in committed:
+                    problems.append(
+                        Problem("orphaned", path, run_id, "published by no committed run")
+                    )
+        return problems
+
+    def repair(self, problems: list[Problem]) -> list[str]:
+        """Set damaged files aside in _quarantine (with the files written with them, so
+        their videos are redone), restore lost runs rows from the journals, delete
+        orphaned files. Returns one line per action."""
+        actions: list[str] = []
+        journals = self.journals()
+        for p in problems:
+            if p.kind == "orphaned":
+                p.path.unlink(missing_ok=True)
+                actions.append(f"deleted orphaned {p.path.relative_to(self.root)}")
+            elif p.kind == "unrecorded" or p.path.parent.name == "runs":
+                self._write_run_row(journals[p.run_id])
+                actions.append(f"restored runs row of {p.run_id} from its journal")
+        for run_id in sorted({p.run_id for p in problems if p.kind in ("damaged", "missing")}):
+            journal = journals.get(run_id)
+            bad = {
+                p.path.name
+                for p in problems
+                if p.run_id == run_id
+                and p.kind in ("damaged", "missing")
+                and p.path.parent.name != "runs"
+            }
+            if journal is None or not bad:
+                continue
+            # Files written together share a name across tables (one writer task, one
+            # batch of videos): set the whole group aside, so no video keeps an `ok` row
+            # whose results are gone, and the next run redoes those videos.
+            kept = []
+            for move in journal["moves"]:
+                path = self.root / move[1]
+                if path.name in bad:
+                    if path.exists():
+                        target = self.root / QUARANTINE / run_id / move[1]
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(path, target)
+                        actions.append(f"quarantined {move[1]}")
+                else:
+                    kept.append(move)
+            self._write_journal({**journal, "moves": kept})
+        return actions
+
+    def check_committed(self) -> None:
+        """Refuse to run on an OUT whose committed files are not as their journals say."""
+        problems = self.inspect(deep=False)
+        if problems:
+            more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+            raise OutputUnusable(
+                f"{problems[0].line(self.root)}{more}; "
+                f"run `vidgist check {self.root} --repair` first"
+            )
 
     def recover(self) -> list[str]:
         """Finish or discard runs left behind by a crash; returns what was done, per run."""
@@ -156,6 +316,27 @@ class Store:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_file(path: Path, rows: int, size: int, deep: bool) -> tuple[str, str] | None:
+    if not path.exists():
+        return "missing", "listed by its run's journal"
+    actual = path.stat().st_size
+    if actual != size:
+        return "damaged", f"{actual} bytes, the journal says {size}"
+    if deep:
+        try:
+            n = pq.read_table(path).num_rows
+        except Exception as exc:
+            return "damaged", _short(exc)
+        if n != rows:
+            return "damaged", f"{n} rows, the journal says {rows}"
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _jsonable(row: dict) -> dict:

@@ -30,3 +30,13 @@ class CountingWriter(VideoStage):
         n = int(record.selection.selected.sum())
         record.text = Text(f"toy summary: {n} of {len(record.selection.segments)} chosen", [])
         return record
+
+
+class UnreachableShots(VideoStage):
+    """shots.detector=unreachable: fails on every video, as a detector whose model server
+    is down would (a fault of the run, not of the videos)."""
+
+    name = "shots"
+
+    def __call__(self, record: VideoRecord) -> VideoRecord:
+        raise ConnectionError("model server unreachable")
