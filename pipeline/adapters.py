@@ -17,11 +17,15 @@ kept for the next tasks of the same plan) or an actor pool (built once per actor
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pickle
+import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ray.data import ActorPoolStrategy, Dataset
@@ -71,12 +75,81 @@ class _Call:
         return built
 
 
+@dataclass(frozen=True)
+class Watchdog:
+    """A hard time limit for a source stage, for hangs no Python check can interrupt (a
+    decoder blocked inside one native call).
+
+    When one window of a video takes longer than `seconds` to make, a timer thread writes
+    the reason into
+    `folder/<video_id>` and ends the worker process; Ray retries the task, and the retry
+    finds the reason and reports the video as an error row instead of decoding it again.
+    """
+
+    folder: str
+    seconds: float
+
+    def reason_file(self, video_id: str) -> Path:
+        return Path(self.folder) / video_id
+
+    def reason(self, video_id: str) -> str | None:
+        path = self.reason_file(video_id)
+        return path.read_text() if path.exists() else None
+
+    @contextlib.contextmanager
+    def guard(self, ref: VideoRef) -> Iterator[None]:
+        def expire() -> None:
+            path = self.reason_file(ref.video_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_text(
+                f"watchdog: no progress within {self.seconds:.0f} s (a hang inside the "
+                "decoder); its worker was ended"
+            )
+            os.replace(tmp, path)
+            os._exit(WATCHDOG_EXIT)  # no Python code can interrupt a native call
+
+        timer = threading.Timer(self.seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+
+WATCHDOG_EXIT = 70
+
+
 class _SourceCall(_Call):
+    def __init__(self, stages: Sequence[Bound], eager: bool = False, watchdog=None):
+        super().__init__(stages, eager)
+        self.watchdog: Watchdog | None = watchdog
+
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         source, *then = self.stages()
         for i in range(len(batch["uri"])):
             ref = VideoRef(*(str(batch[k][i]) for k in ("video_id", "uri", "fingerprint")))
-            for windows in _source_windows(source, then, ref):
+            if self.watchdog is None:
+                for windows in _source_windows(source, then, ref):
+                    yield windows.to_columns()
+                continue
+            reason = self.watchdog.reason(ref.video_id)
+            if reason is not None:
+                # An earlier attempt hung on this video: report it, do not try again.
+                error = source.error_row(ref, reason)
+                for later in then:
+                    error = later(error)
+                yield error.to_columns()
+                continue
+            # The guard times the making of each window, not the pauses while Ray holds
+            # the generator (backpressure is not a hang).
+            stream = _source_windows(source, then, ref)
+            while True:
+                with self.watchdog.guard(ref):
+                    windows = next(stream, None)
+                if windows is None:
+                    break
                 yield windows.to_columns()
 
 
@@ -123,8 +196,11 @@ class _VideoCall(_Call):
 _CALLS = {"source": _SourceCall, "windows": _WindowsCall, "video": _VideoCall}
 
 
-def apply(ds: Dataset, stages: Sequence[Bound], res: StageResources) -> Dataset:
-    """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says."""
+def apply(
+    ds: Dataset, stages: Sequence[Bound], res: StageResources, watchdog: Watchdog | None = None
+) -> Dataset:
+    """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says
+    (`watchdog`: a hard time limit per video, for a source stage in a task pool)."""
     kinds = [b.cls.kind for b in stages]
     head = kinds[0]
     if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
@@ -137,7 +213,7 @@ def apply(ds: Dataset, stages: Sequence[Bound], res: StageResources) -> Dataset:
             "compute": ActorPoolStrategy(min_size=res.min_size, max_size=res.max_size),
         }
     else:
-        udf = call(stages)
+        udf = call(stages, watchdog=watchdog) if watchdog is not None else call(stages)
         args = {"max_calls": res.max_calls or None, "max_retries": res.max_retries}
     args.update(num_cpus=res.num_cpus)
     if res.num_gpus:

@@ -11,13 +11,15 @@ from dataclasses import replace
 import ray
 from ray.data import Dataset
 
-from pipeline.adapters import Bound, apply
+from pipeline.adapters import Bound, Watchdog, apply
 from pipeline.config import VidgistConfig
 from pipeline.features import FeatureWriter
+from pipeline.store import Store
 from stages import registry
-from stages.decode import Decoder
 from stages.measure import Measurer
 from stages.visual import VisualEncoder
+
+WATCHDOG_SLACK_S = 5.0  # past decode.timeout_s, so the decoder's own clean timeout goes first
 
 
 def encode_plan(
@@ -43,10 +45,16 @@ def encode_plan(
     # Colour, motion and loudness, and the shot detector's per-frame signals, are cheap
     # numpy on each decoded window: they run in the same task, so the window's pixels
     # (and every decoded frame, 48x27) never leave the worker before they are measured.
-    decode = [Bound(Decoder, cfg.decode, shared), Bound(Measurer, cfg.measure, shared)]
+    decoder = registry.resolve("decode.decoder", cfg.decode.decoder)
+    decode = [Bound(decoder, cfg.decode, shared), Bound(Measurer, cfg.measure, shared)]
     scorer = [Bound(scorer_cls, cfg.shots, shared)] if scorer_cls else []
     own_pool = bool(scorer) and r.shots.pool == "actors"
-    ds = apply(ds, decode if own_pool else decode + scorer, r.decode)
+    # A decoder stuck inside one native call cannot be interrupted from Python: the
+    # watchdog ends its worker and leaves the reason for the retry to report.
+    watchdog = Watchdog(
+        str(Store(out).staging(run_id) / "_watchdog"), cfg.decode.timeout_s + WATCHDOG_SLACK_S
+    )
+    ds = apply(ds, decode if own_pool else decode + scorer, r.decode, watchdog)
     if own_pool:
         # A detector with a model (TransNetV2) on GPUs: its own actor pool, fed the
         # windows' 48x27 frames (about 4 KB per decoded frame).

@@ -13,6 +13,7 @@ import importlib
 
 # slot (the config key that chooses) -> name -> implementation
 _SLOTS: dict[str, dict[str, str | type]] = {
+    "decode.decoder": {"pyav": "stages.decode:Decoder"},
     "shots.detector": {
         "content": "stages.shots:ContentShots",
         "transnetv2": "stages.transnet:TransNetShots",

@@ -36,12 +36,16 @@ class Shared:
 
 @dataclass
 class DecodeConfig:
+    decoder: str = "pyav"  # registered source stage (stages.registry)
     fps: float = 2.0  # sampled frames per second of video
     frame_size: int = 224  # sampled frames are resized (squashed) to frame_size x frame_size
     window: int = 32  # sampled frames per window
     sample_rate: int = 16000  # audio resampled to this rate, mono float32
     threads: int = 0  # decoder threads; 0 lets FFmpeg choose
-    timeout_s: float = 900.0  # a video that takes longer to decode is reported as an error
+    # A video that takes longer to decode is reported as an error (checked between frames);
+    # a window that makes no progress for this long plus 5 s (a hang inside a native call)
+    # is ended by a watchdog that ends its worker (pipeline/adapters.py).
+    timeout_s: float = 900.0
     min_decoded_fraction: float = 0.9  # decoding less of the stated duration means truncated
 
     def shared(self) -> Shared:

@@ -229,3 +229,24 @@ def test_an_output_that_is_a_file_is_refused_before_anything_starts(tmp_path):
     ran = _vidgist("run", "--input", str(tmp_path), "--output", str(out))
     assert ran.returncode == 2 and "is a file, not a folder" in ran.stderr
     assert ran.stderr.count("\n") == 1 and out.read_text() == "not a folder"
+
+
+def test_a_decoder_hung_inside_a_native_call_becomes_an_error_row(ray_session, tiny_clip, tmp_path):
+    from stages import registry
+    from tests.toy_stages import HangingDecoder
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(tiny_clip, inputs / "fine.mp4")
+    shutil.copy(tiny_clip, inputs / "hang.mp4")
+    registry.register("decode.decoder", "hanging", HangingDecoder)
+    try:
+        picks = ["decode.decoder=hanging", "decode.timeout_s=3"]
+        cfg = load_config("local.yaml", [*local_overrides(), *picks])
+        result = run_pipeline(cfg, str(inputs), str(tmp_path / "out"), log=lambda _: None)
+    finally:
+        registry.unregister("decode.decoder", "hanging")
+    report = result.report.set_index(result.report["uri"].map(lambda u: Path(u).name))
+    assert report.loc["fine.mp4", "status"] == "ok"
+    assert report.loc["hang.mp4", "status"] == "error"
+    assert report.loc["hang.mp4", "error"].startswith("decode: watchdog: no progress within 8 s")

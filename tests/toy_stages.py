@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from stages.base import VideoStage
-from stages.records import Text, VideoRecord
+from stages.decode import Decoder
+from stages.records import Text, VideoRecord, VideoRef
 from stages.shots import segments_from_change_points
 
 
@@ -40,3 +43,13 @@ class UnreachableShots(VideoStage):
 
     def __call__(self, record: VideoRecord) -> VideoRecord:
         raise ConnectionError("model server unreachable")
+
+
+class HangingDecoder(Decoder):
+    """decode.decoder=hanging: blocks inside a native call (libc sleep, which no Python
+    signal or check interrupts) on any video whose name says "hang"; decodes the rest."""
+
+    def __call__(self, ref: VideoRef):
+        if "hang" in ref.uri:
+            ctypes.CDLL(None).sleep(3600)
+        yield from super().__call__(ref)
