@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, long_video, pipeline, recognition, shots
+from bench import decode, encoders, kill, ledger, long_video, pipeline, recognition, shots
 
 
 def main() -> None:
@@ -18,6 +18,10 @@ def main() -> None:
     shots.main(["--pipeline", "2"])
     print("\n== speech, on-screen text and tags vs known truth, and their cost ==")
     recognition.main(["--pipeline", "1"])
+    print("\n== a kill at 90% of a batched run, and what batches cost ==")
+    kill.main([])
+    print("\n== the ledger with 1,000,000 inputs ==")
+    ledger.main([])
 
 
 if __name__ == "__main__":

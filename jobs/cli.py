@@ -120,6 +120,35 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1 if left else 0
 
 
+def cmd_vacuum(args: argparse.Namespace) -> int:
+    """`vidgist vacuum OUT --keep N`: drop rows superseded by later runs."""
+    from pipeline.store import Store
+
+    if args.keep < 1:
+        print(f"vidgist: error: --keep={args.keep}: must be >= 1", file=sys.stderr)
+        return 2
+    store = Store(args.out)
+    if not store.root.is_dir():
+        print(f"vidgist: error: {store.root} is not a folder", file=sys.stderr)
+        return 2
+    with store.lock():
+        for line in store.recover():
+            print(line)
+        problems = store.inspect()
+        if problems:
+            print(
+                f"vidgist: error: {problems[0].line(store.root)}; run `vidgist check "
+                f"{store.root} --repair` first",
+                file=sys.stderr,
+            )
+            return 2
+        actions = store.vacuum(args.keep)
+    for line in actions:
+        print(line)
+    print(f"{len(actions)} files rewritten; each video keeps its {args.keep} latest runs")
+    return 0
+
+
 def describe_outputs(store, run_ids: list[str]) -> str:
     """Row counts of every table, then the summaries this run wrote, by file name."""
     from pipeline.schemas import TABLES
@@ -192,6 +221,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the output folder of vidgist run")
     p.add_argument("--repair", action="store_true", help="fix what is found")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "vacuum",
+        help="drop rows superseded by later runs",
+        description="Rewrite OUT's tables keeping, for each video, the rows of its N latest "
+        "committed runs (runs/ keeps every row). Safe to kill: the next vidgist command "
+        "finishes it.",
+    )
+    p.add_argument("out", help="the output folder of vidgist run")
+    p.add_argument("--keep", type=int, default=1, help="runs kept per video (default 1)")
+    p.set_defaults(func=cmd_vacuum)
 
     p = sub.add_parser(
         "train",

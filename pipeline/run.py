@@ -187,8 +187,7 @@ def _run(
 
     sources = make_sources(list_inputs(inputs), cfg.run.content_hash)
     fresh = cfg.run.force or encode_only
-    done = set() if fresh else store.video_status(mversion, "ok")
-    failed = set() if fresh else store.video_status(mversion, "error")
+    done, failed = (set(), set()) if fresh else store.video_states(mversion)
     todo, skipped = split_done(sources, done)
     # Videos never tried go before ones that failed before: broken files that sort first
     # must not take every slot of run.limit, run after run.

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.schemas import RUNS, TABLES
@@ -248,6 +250,59 @@ class Store:
             self._write_journal({**journal, "moves": kept})
         return actions
 
+    def vacuum(self, keep: int) -> list[str]:
+        """Drop rows that later runs superseded: for each video, rows of all but its
+        `keep` latest committed runs, in every table but `runs` (the ledger keeps them).
+
+        Per run: the smaller files are written beside the old ones, then an intent (the
+        replacements and the run's new journal) is written, then the files are replaced
+        and the journal rewritten. `recover` finishes an intent a kill left behind, so a
+        killed vacuum never leaves a file its journal disagrees with.
+        """
+        runs = self._runs(["run_id", "finished_at"]).to_pandas()
+        order = {r: i for i, r in enumerate(runs.sort_values("finished_at")["run_id"])}
+        videos = self._committed("videos", ["video_id", "run_id"]).to_pandas()
+        videos["rank"] = videos["run_id"].map(order)
+        latest = videos.sort_values("rank").groupby("video_id").tail(keep)
+        kept = set(zip(latest["video_id"], latest["run_id"], strict=True))
+        actions = []
+        for run_id, journal in self.journals().items():
+            moves, swaps = [], []
+            for src, dst, rows, size in journal["moves"]:
+                path = self.root / dst
+                table = pq.read_table(path)
+                pairs = zip(table["video_id"].to_pylist(), table["run_id"].to_pylist(), strict=True)
+                mask = pa.array([p in kept for p in pairs], pa.bool_())
+                if table.num_rows == 0 or pc.all(mask).as_py():
+                    moves.append([src, dst, rows, size])
+                    continue
+                smaller = table.filter(mask)
+                actions.append(f"{dst}: {rows - smaller.num_rows} superseded rows dropped")
+                if not smaller.num_rows:
+                    swaps.append([str(path), None])
+                    continue
+                new = path.with_name(f".{path.name}.vacuum")
+                pq.write_table(smaller, new, compression="zstd")
+                swaps.append([str(path), str(new)])
+                moves.append([src, dst, smaller.num_rows, new.stat().st_size])
+            if swaps:
+                intent = self.root / JOURNALS / f".{run_id}.vacuum.json"
+                tmp = intent.with_name(intent.name + ".part")
+                tmp.write_text(json.dumps({"swaps": swaps, "journal": {**journal, "moves": moves}}))
+                os.replace(tmp, intent)
+                self._finish_vacuum(intent)
+        return actions
+
+    def _finish_vacuum(self, intent: Path) -> None:
+        plan = json.loads(intent.read_text())
+        for path, new in plan["swaps"]:
+            if new is None:
+                Path(path).unlink(missing_ok=True)
+            elif Path(new).exists():
+                os.replace(new, path)
+        self._write_journal(plan["journal"])
+        intent.unlink()
+
     def check_committed(self) -> None:
         """Refuse to run on an OUT whose committed files are not as their journals say."""
         problems = self.inspect(deep=False)
@@ -261,6 +316,9 @@ class Store:
     def recover(self) -> list[str]:
         """Finish or discard runs left behind by a crash; returns what was done, per run."""
         notes = []
+        for intent in sorted((self.root / JOURNALS).glob(".*.vacuum.json")):
+            self._finish_vacuum(intent)
+            notes.append(f"vacuum of {intent.name.split('.')[1]}: finished from its intent")
         base = self.root / STAGING
         if not base.exists():
             return notes
@@ -274,33 +332,61 @@ class Store:
                 notes.append(f"run {staging.name}: uncommitted files discarded")
         return notes
 
-    def committed_runs(self) -> pd.DataFrame:
+    def committed_runs(self, columns: list[str] | None = None) -> pd.DataFrame:
+        return self._runs(columns).to_pandas()
+
+    def _runs(self, columns: list[str] | None = None) -> pa.Table:
         path = self.root / "runs"
         if not path.exists() or not any(path.glob("*.parquet")):
-            return pd.DataFrame(columns=RUNS.names)
-        return pq.read_table(path, schema=RUNS).to_pandas()
+            return RUNS.empty_table().select(columns or RUNS.names)
+        return pq.read_table(path, schema=RUNS, columns=columns)
 
     def read_committed(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Rows of `table` from committed runs only."""
+        return self._committed(table, columns).to_pandas()
+
+    def _committed(
+        self, table: str, columns: list[str] | None = None, runs: set[str] | None = None
+    ) -> pa.Table:
         schema = TABLES[table]
         path = self.root / table
-        runs = set(self.committed_runs()["run_id"])
+        if runs is None:
+            runs = set(self._runs(["run_id"])["run_id"].to_pylist())
         if not path.exists() or not runs or not any(path.glob("*.parquet")):
-            return schema.empty_table().to_pandas()[columns or schema.names]
+            return schema.empty_table().select(columns or schema.names)
         cols = None if columns is None else list(dict.fromkeys([*columns, "run_id"]))
-        frame = pq.read_table(path, schema=schema, columns=cols).to_pandas()
-        frame = frame[frame["run_id"].isin(runs)]
-        return frame[columns] if columns else frame
+        rows = pq.read_table(path, schema=schema, columns=cols)
+        rows = rows.filter(pc.is_in(rows["run_id"], pa.array(sorted(runs), pa.string())))
+        return rows.select(columns) if columns else rows
 
-    def video_status(self, model_version: str, status: str) -> set[tuple[str, str]]:
-        """(video_id, fingerprint) pairs that a full committed run with this model version
-        recorded with `status` ('ok' or 'error'). Features-only runs do not count."""
-        videos = self.read_committed("videos", ["video_id", "fingerprint", "status", "run_id"])
-        runs = self.committed_runs()
-        full = (runs["model_version"] == model_version) & (runs["status"] == "committed")
-        same = set(runs.loc[full, "run_id"])
-        rows = videos[(videos["status"] == status) & videos["run_id"].isin(same)]
-        return set(zip(rows["video_id"], rows["fingerprint"], strict=True))
+    def video_states(self, model_version: str) -> tuple[set, set]:
+        """(ok, error): the (video_id, fingerprint) pairs that full committed runs with this
+        model version recorded as ok and as error. Features-only runs do not count. One
+        columnar read of `videos` and `runs` (an archive's ledger is millions of rows)."""
+        runs = self._runs(["run_id", "status", "model_version"])
+        full = pc.and_(
+            pc.equal(runs["model_version"], model_version), pc.equal(runs["status"], "committed")
+        )
+        mine = pa.array(sorted(set(runs.filter(full)["run_id"].to_pylist())), pa.string())
+        ok: set[tuple[str, str]] = set()
+        error: set[tuple[str, str]] = set()
+        path = self.root / "videos"
+        if not len(mine) or not path.exists():
+            return ok, error
+        # Scanned batch by batch into the sets: the table itself is never held whole.
+        scan = ds.dataset(path, schema=TABLES["videos"], format="parquet").to_batches(
+            columns=["video_id", "fingerprint", "status"], filter=ds.field("run_id").isin(mine)
+        )
+        for batch in scan:
+            ids, prints = batch["video_id"].to_pylist(), batch["fingerprint"].to_pylist()
+            for key, status in zip(
+                zip(ids, prints, strict=True), batch["status"].to_pylist(), strict=True
+            ):
+                if status == "ok":
+                    ok.add(key)
+                elif status == "error":
+                    error.add(key)
+        return ok, error
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: an archive run holds a million of them
 class VideoRef:
     """Which video: a stable id of its canonical URI, and a fingerprint of its bytes."""
 

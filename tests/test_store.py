@@ -87,9 +87,8 @@ def test_done_videos_need_ok_status_same_fingerprint_and_model_version(tmp_path)
     store = Store(tmp_path)
     store.stage("r1", "videos", "r1-a", _video("a", "r1"))
     store.commit("r1", _run_row("r1"))
-    assert store.video_status("m1", "ok") == {("a", "1-2")}
-    assert store.video_status("m1", "error") == set()
-    assert store.video_status("m2", "ok") == set()
+    assert store.video_states("m1") == ({("a", "1-2")}, set())
+    assert store.video_states("m2") == (set(), set())
 
 
 def test_unknown_tables_are_refused(tmp_path):
@@ -121,4 +120,40 @@ def test_features_only_runs_do_not_make_videos_done(tmp_path):
     store = Store(tmp_path)
     store.stage("r1", "videos", "r1-a", _video("a", "r1"))
     store.commit("r1", {**_run_row("r1"), "status": "committed (features only)"})
-    assert store.video_status("m1", "ok") == set()
+    assert store.video_states("m1")[0] == set()
+
+
+def test_vacuum_keeps_each_videos_latest_runs_and_the_journals_agree(tmp_path):
+    store = Store(tmp_path)
+    for run_id, vids in (("r1", ["a", "b"]), ("r2", ["a"]), ("r3", ["a"])):
+        for v in vids:
+            store.stage(run_id, "videos", f"{run_id}-{v}", _video(v, run_id))
+        store.commit(run_id, _run_row(run_id))
+    actions = store.vacuum(keep=2)
+    assert actions == ["videos/r1-a.parquet: 1 superseded rows dropped"]
+    videos = store.read_committed("videos")
+    assert sorted(zip(videos["video_id"], videos["run_id"], strict=True)) == [
+        ("a", "r2"),
+        ("a", "r3"),
+        ("b", "r1"),
+    ]
+    assert store.inspect(deep=True) == []
+    assert len(store.committed_runs()) == 3  # the ledger keeps every run
+
+
+def test_a_vacuum_killed_after_its_intent_is_finished_by_the_next_command(tmp_path):
+    store = Store(tmp_path)
+    for run_id in ("r1", "r2"):
+        store.stage(run_id, "videos", f"{run_id}-a", _video("a", run_id))
+        store.commit(run_id, _run_row(run_id))
+    # Kill the vacuum right after its intent is written, before any file is replaced.
+    finish = Store._finish_vacuum
+    Store._finish_vacuum = lambda self, intent: None
+    try:
+        store.vacuum(keep=1)
+    finally:
+        Store._finish_vacuum = finish
+    assert list((tmp_path / "_journal").glob(".*.vacuum.json"))
+    assert store.recover() == ["vacuum of r1: finished from its intent"]
+    assert list(store.read_committed("videos")["run_id"]) == ["r2"]
+    assert store.inspect(deep=True) == []
