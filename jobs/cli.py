@@ -55,11 +55,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad profile or override is the user's to fix: say so in a line
         print(f"vidgist: config error: {exc}", file=sys.stderr)
         return 2
+    from pipeline.ray_runtime import ClusterLacks
     from pipeline.run import Interrupted, SystemicFault, format_report, run_pipeline
     from pipeline.store import Store, StoreLocked
 
     try:
         result = run_pipeline(cfg, args.input, args.output)
+    except ClusterLacks as exc:
+        print(f"vidgist: error: {exc}", file=sys.stderr)
+        _shutdown_ray()
+        return 2
     except (FileNotFoundError, ValueError, StoreLocked) as exc:
         # Missing inputs or weights, an unknown backbone, a mismatched checkpoint, an OUT
         # that is a file, unwritable or damaged, another run on the same OUT: all are

@@ -21,7 +21,7 @@ from pipeline.config import RunConfig, VidgistConfig, to_dict
 from pipeline.encode import encode_plan
 from pipeline.features import feature_dims
 from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
-from pipeline.ray_runtime import ensure_ray
+from pipeline.ray_runtime import check_fits, ensure_ray
 from pipeline.schemas import VIDEOS
 from pipeline.sources import list_inputs, make_sources, split_done
 from pipeline.store import Store
@@ -33,6 +33,7 @@ from pipeline.versions import (
     features_version,
     model_version,
 )
+from stages import registry
 from stages.records import PROBE_COLUMNS, Probe, VideoRecord, VideoRef, effective_duration
 
 
@@ -200,6 +201,8 @@ def _run(
     reports, run_ids = [], []
     if todo:
         ensure_ray(cfg.ray)
+        scorer = registry.pass1_part(registry.resolve("shots.detector", cfg.shots.detector))
+        check_fits(cfg.resources, scorer is not None and cfg.resources.shots.pool == "actors")
         n_batches = -(-len(todo) // cfg.run.batch_videos) if cfg.run.batch_videos else None
         with _signals_raise():
             for k, batch in enumerate(batches(todo, cfg.run)):

@@ -130,7 +130,11 @@ def ray_session():
     import ray
 
     ray.init(
-        num_cpus=2, object_store_memory=400 * 2**20, include_dashboard=False, logging_level="ERROR"
+        address="local",  # never a `ray start` cluster another test runs
+        num_cpus=2,
+        object_store_memory=400 * 2**20,
+        include_dashboard=False,
+        logging_level="ERROR",
     )
     yield ray
     ray.shutdown()

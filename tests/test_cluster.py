@@ -1,0 +1,162 @@
+"""The cluster path as the README gives it: a real head (`ray start --head`), a job
+submitted with `ray job submit --working-dir`, a profile the cluster cannot run refused,
+and a local run that does not join the cluster by accident."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# What README.md's "On a Ray cluster" section tells users to exclude from the upload.
+EXCLUDES = [".venv", ".git", "samples", "out", "build", "bench/.samples-*", "bench/results"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head():
+    """A Ray head with its job server, in a process group of its own that teardown ends
+    (`ray stop` would end every Ray on the machine, the test session's included)."""
+    if shutil.which("ray", path=str(BIN)) is None:
+        pytest.skip("ray's CLI is not installed (pip install 'vidgist[cluster]')")
+    try:
+        import ray.dashboard  # noqa: F401  (the job server comes with ray[default])
+    except ImportError:
+        pytest.skip("ray[default] is not installed (pip install 'vidgist[cluster]')")
+    port, dashboard = _free_port(), _free_port()
+    # As after `source .venv/bin/activate`: the job's `python` is vidgist's.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            "--num-cpus=2",
+            "--disable-usage-stats",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{dashboard}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        listed = subprocess.run(
+            [str(BIN / "ray"), "job", "list", "--address", url],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if listed.returncode == 0:
+            break
+        time.sleep(2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.skip("the Ray head's job server did not come up within 90 s")
+    yield {"url": url, "address": f"127.0.0.1:{port}", "env": env}
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_job_submitted_as_the_readme_says_commits_its_outputs(head, tiny_clip, tmp_path):
+    out = tmp_path / "out"
+    submitted = subprocess.run(
+        [
+            str(BIN / "ray"),
+            "job",
+            "submit",
+            "--address",
+            head["url"],
+            "--working-dir",
+            str(ROOT),
+            "--runtime-env-json",
+            json.dumps({"excludes": EXCLUDES}),
+            "--",
+            "python",
+            "-m",
+            "jobs.summarize",
+            "--input",
+            str(tiny_clip),
+            "--output",
+            str(out),
+            "ray.progress=false",
+        ],
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert submitted.returncode == 0, submitted.stdout[-3000:] + submitted.stderr[-2000:]
+    assert "succeeded" in submitted.stdout + submitted.stderr
+    videos = pd.read_parquet(out / "videos")
+    assert list(videos["status"]) == ["ok"] and len(pd.read_parquet(out / "summaries")) == 1
+
+
+def test_a_profile_asking_for_gpus_the_cluster_lacks_is_refused_in_one_line(
+    head, tiny_clip, tmp_path
+):
+    ran = subprocess.run(
+        [
+            str(BIN / "vidgist"),
+            "run",
+            "--input",
+            str(tiny_clip),
+            "--output",
+            str(tmp_path / "out"),
+            "--config",
+            "cluster.yaml",
+            "--address",
+            head["address"],
+        ],
+        env=head["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 2
+    assert "vidgist: error: resources.visual.num_gpus=0.5, but no node has 0.5 GPU" in ran.stderr
+
+
+def test_a_local_run_beside_a_running_cluster_starts_its_own_ray(head, tiny_clip, tmp_path):
+    # Ray's default would join the head above and refuse local settings; vidgist starts
+    # a local Ray unless it is given an address.
+    env = {k: v for k, v in head["env"].items() if k != "RAY_ADDRESS"}
+    ran = subprocess.run(
+        [
+            str(BIN / "vidgist"),
+            "run",
+            "--input",
+            str(tiny_clip),
+            "--output",
+            str(tmp_path / "out"),
+            "ray.progress=false",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "1 ok, 0 error" in ran.stdout
