@@ -18,8 +18,10 @@ kept for the next tasks of the same plan) or an actor pool (built once per actor
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import pickle
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -97,6 +99,25 @@ class Watchdog:
         return path.read_text() if path.exists() else None
 
     @contextlib.contextmanager
+    def attempt(self, ref: VideoRef) -> Iterator[None]:
+        """Record a fatal signal of the worker while it works on this video: Python's
+        fault handler writes into `folder/<video_id>.crash.<n>` if the process dies of
+        SIGSEGV, SIGBUS, SIGABRT, SIGFPE or SIGILL; a file left empty means the process
+        was killed outright (SIGKILL: the out-of-memory killer, say). The file is removed
+        when the video is done, so only a death leaves one behind."""
+        folder = Path(self.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        n = len(list(folder.glob(f"{ref.video_id}.crash.*")))
+        path = folder / f"{ref.video_id}.crash.{n}"
+        with open(path, "w") as record:
+            faulthandler.enable(file=record)
+            try:
+                yield
+            finally:
+                faulthandler.enable(file=sys.__stderr__)  # back to the worker's log
+        path.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
     def guard(self, ref: VideoRef) -> Iterator[None]:
         def expire() -> None:
             path = self.reason_file(ref.video_id)
@@ -144,13 +165,38 @@ class _SourceCall(_Call):
                 continue
             # The guard times the making of each window, not the pauses while Ray holds
             # the generator (backpressure is not a hang).
-            stream = _source_windows(source, then, ref)
-            while True:
-                with self.watchdog.guard(ref):
-                    windows = next(stream, None)
-                if windows is None:
-                    break
-                yield windows.to_columns()
+            with self.watchdog.attempt(ref):
+                stream = _source_windows(source, then, ref)
+                while True:
+                    with self.watchdog.guard(ref):
+                        windows = next(stream, None)
+                    if windows is None:
+                        break
+                    yield windows.to_columns()
+
+
+_FATAL = {
+    "Segmentation fault": "SIGSEGV (segmentation fault)",
+    "Bus error": "SIGBUS (bus error)",
+    "Aborted": "SIGABRT (abort)",
+    "Floating-point exception": "SIGFPE (floating-point exception)",
+    "Illegal instruction": "SIGILL (illegal instruction)",
+}
+
+
+def crash_reason(folder: str | Path, video_id: str) -> str | None:
+    """How the workers that died on this video died (from `Watchdog.attempt`'s records),
+    or None when none did."""
+    records = sorted(Path(folder).glob(f"{video_id}.crash.*"))
+    if not records:
+        return None
+    causes = []
+    for record in records:
+        text = record.read_text()
+        cause = next((name for key, name in _FATAL.items() if key in text), None)
+        causes.append(cause or "a kill it could not report (SIGKILL, e.g. out of memory)")
+    times = "" if len(causes) == 1 else f" ({len(causes)} attempts)"
+    return f"its worker died of {' then '.join(dict.fromkeys(causes))} while decoding it{times}"
 
 
 def _source_windows(source: Any, then: list[Stage], ref: VideoRef) -> Iterator[Windows]:

@@ -22,6 +22,11 @@ from stages.visual import VisualEncoder
 WATCHDOG_SLACK_S = 5.0  # past decode.timeout_s, so the decoder's own clean timeout goes first
 
 
+def watchdog_folder(out: str, run_id: str) -> str:
+    """Where the decode tasks of a run leave hang reasons and crash records."""
+    return str(Store(out).staging(run_id) / "_watchdog")
+
+
 def encode_plan(
     items: list[dict],
     cfg: VidgistConfig,
@@ -51,9 +56,7 @@ def encode_plan(
     own_pool = bool(scorer) and r.shots.pool == "actors"
     # A decoder stuck inside one native call cannot be interrupted from Python: the
     # watchdog ends its worker and leaves the reason for the retry to report.
-    watchdog = Watchdog(
-        str(Store(out).staging(run_id) / "_watchdog"), cfg.decode.timeout_s + WATCHDOG_SLACK_S
-    )
+    watchdog = Watchdog(watchdog_folder(out, run_id), cfg.decode.timeout_s + WATCHDOG_SLACK_S)
     ds = apply(ds, decode if own_pool else decode + scorer, r.decode, watchdog)
     if own_pool:
         # A detector with a model (TransNetV2) on GPUs: its own actor pool, fed the

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.adapters import crash_reason
 from pipeline.adapters import video_row as pass2_row
 from pipeline.config import RunConfig, VidgistConfig, to_dict
-from pipeline.encode import encode_plan
+from pipeline.encode import encode_plan, watchdog_folder
 from pipeline.features import feature_dims
 from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
 from pipeline.ray_runtime import check_fits, ensure_ray
@@ -83,8 +84,11 @@ class _Seen:
     error: str = ""
 
 
-def _collect_pass1(sources: list[VideoRef], batches, fps: float) -> dict[str, VideoRecord]:
-    """A pass-2 record per video from pass 1's receipts (errors for lost windows too)."""
+def _collect_pass1(
+    sources: list[VideoRef], batches, fps: float, crashes: str | None = None
+) -> dict[str, VideoRecord]:
+    """A pass-2 record per video from pass 1's receipts (errors for lost windows too;
+    `crashes`: the folder where dead workers left how they died)."""
     seen = {s.video_id: _Seen() for s in sources}
     for b in batches:
         for i, vid in enumerate(b["video_id"]):
@@ -101,14 +105,19 @@ def _collect_pass1(sources: list[VideoRef], batches, fps: float) -> dict[str, Vi
             for k in PROBE_COLUMNS:
                 if not v.probe.get(k) and b[k][i]:
                     v.probe[k] = b[k][i].item() if hasattr(b[k][i], "item") else b[k][i]
-    return {s.video_id: _record(s, seen[s.video_id], fps) for s in sources}
+    return {s.video_id: _record(s, seen[s.video_id], fps, crashes) for s in sources}
 
 
-def _record(source: VideoRef, v: _Seen, fps: float) -> VideoRecord:
+def _record(source: VideoRef, v: _Seen, fps: float, crashes: str | None = None) -> VideoRecord:
     n = sum(v.windows.values())
     error = v.error
     if not error and not v.windows:
-        error = "no output: its decode task failed repeatedly (worker crash?)"
+        died = crash_reason(crashes, source.video_id) if crashes else None
+        error = (
+            f"no output: {died}"
+            if died
+            else "no output: its decode task failed repeatedly (worker crash?)"
+        )
     elif not error and (v.last is None or set(v.windows) != set(range(v.last + 1))):
         error = "incomplete: windows were lost to a failed task"
     probe = Probe(**v.probe)
@@ -263,7 +272,9 @@ def _batch(
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
     log("pass 1/2: decode + encode")
     ds1 = encode_plan(items, cfg, str(store.root), run_id, features_version(cfg), visual_trained)
-    records = list(_collect_pass1(batch, ds1.iter_batches(**_BATCHES), cfg.decode.fps).values())
+    receipts = ds1.iter_batches(**_BATCHES)
+    crashes = watchdog_folder(str(store.root), run_id)
+    records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
     keep |= {f for r in records for f in r.feature_files}
     if encode_only:
         report = _write_video_rows(store, run_id, records, "features", keep)

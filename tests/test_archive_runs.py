@@ -231,22 +231,28 @@ def test_an_output_that_is_a_file_is_refused_before_anything_starts(tmp_path):
     assert ran.stderr.count("\n") == 1 and out.read_text() == "not a folder"
 
 
-def test_a_decoder_hung_inside_a_native_call_becomes_an_error_row(ray_session, tiny_clip, tmp_path):
+def test_a_decoder_that_hangs_or_crashes_in_native_code_becomes_an_error_row_naming_why(
+    ray_session, tiny_clip, tmp_path
+):
     from stages import registry
-    from tests.toy_stages import HangingDecoder
+    from tests.toy_stages import FaultyDecoder
 
     inputs = tmp_path / "in"
     inputs.mkdir()
-    shutil.copy(tiny_clip, inputs / "fine.mp4")
-    shutil.copy(tiny_clip, inputs / "hang.mp4")
-    registry.register("decode.decoder", "hanging", HangingDecoder)
+    for name in ("fine", "hang", "crash"):
+        shutil.copy(tiny_clip, inputs / f"{name}.mp4")
+    registry.register("decode.decoder", "faulty", FaultyDecoder)
     try:
-        picks = ["decode.decoder=hanging", "decode.timeout_s=3"]
+        # 5 s (+5): generous for the fine video on a loaded machine, short for the hang.
+        picks = ["decode.decoder=faulty", "decode.timeout_s=5"]
         cfg = load_config("local.yaml", [*local_overrides(), *picks])
         result = run_pipeline(cfg, str(inputs), str(tmp_path / "out"), log=lambda _: None)
     finally:
-        registry.unregister("decode.decoder", "hanging")
+        registry.unregister("decode.decoder", "faulty")
     report = result.report.set_index(result.report["uri"].map(lambda u: Path(u).name))
-    assert report.loc["fine.mp4", "status"] == "ok"
-    assert report.loc["hang.mp4", "status"] == "error"
-    assert report.loc["hang.mp4", "error"].startswith("decode: watchdog: no progress within 8 s")
+    assert report.loc["fine.mp4", "status"] == "ok", report.loc["fine.mp4", "error"]
+    assert report.loc["hang.mp4", "error"].startswith("decode: watchdog: no progress within 10 s")
+    assert report.loc["crash.mp4", "error"] == (
+        "decode: no output: its worker died of SIGSEGV (segmentation fault) while decoding "
+        "it (2 attempts)"
+    )

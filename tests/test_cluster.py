@@ -37,7 +37,7 @@ def head():
         import ray.dashboard  # noqa: F401  (the job server comes with ray[default])
     except ImportError:
         pytest.skip("ray[default] is not installed (pip install 'vidgist[cluster]')")
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard, agent = _free_port(), _free_port(), _free_port()
     # As after `source .venv/bin/activate`: the job's `python` is vidgist's.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.Popen(
@@ -48,6 +48,9 @@ def head():
             "--block",
             f"--port={port}",
             f"--dashboard-port={dashboard}",
+            # Not the default 52365: the test session's own Ray may hold it, and a head
+            # whose job agent cannot bind answers every submit with "No available agent".
+            f"--dashboard-agent-listen-port={agent}",
             "--dashboard-host=127.0.0.1",
             "--num-cpus=3",  # not this machine's 2: a run's message tells the two Rays apart
             "--disable-usage-stats",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
 
 import numpy as np
 
@@ -45,11 +47,15 @@ class UnreachableShots(VideoStage):
         raise ConnectionError("model server unreachable")
 
 
-class HangingDecoder(Decoder):
-    """decode.decoder=hanging: blocks inside a native call (libc sleep, which no Python
-    signal or check interrupts) on any video whose name says "hang"; decodes the rest."""
+class FaultyDecoder(Decoder):
+    """decode.decoder=faulty: on a video whose file name says "hang", blocks in a native
+    call (libc sleep, which no Python signal or check interrupts); on one that says
+    "crash", dies of SIGSEGV as a native decoder's bad read would; decodes the rest."""
 
     def __call__(self, ref: VideoRef):
-        if "hang" in ref.uri:
+        name = os.path.basename(ref.uri)  # the file's, not its folder's (a test's name)
+        if "hang" in name:
             ctypes.CDLL(None).sleep(3600)
+        if "crash" in name:
+            os.kill(os.getpid(), signal.SIGSEGV)
         yield from super().__call__(ref)
