@@ -158,10 +158,7 @@ class _SourceCall(_Call):
             reason = self.watchdog.reason(ref.video_id)
             if reason is not None:
                 # An earlier attempt hung on this video: report it, do not try again.
-                error = source.error_row(ref, reason)
-                for later in then:
-                    error = later(error)
-                yield error.to_columns()
+                yield _error_windows(source, then, ref, reason).to_columns()
                 continue
             # The guard times the making of each window, not the pauses while Ray holds
             # the generator (backpressure is not a hang).
@@ -210,12 +207,18 @@ def _source_windows(source: Any, then: list[Stage], ref: VideoRef) -> Iterator[W
                 windows = stage(windows)
         except Exception as exc:
             stream.close()
-            error = source.error_row(ref, f"{stage.name}: {one_line(exc)}")
-            for later in then:  # the same columns as every other row
-                error = later(error)
-            yield error
+            yield _error_windows(source, then, ref, f"{stage.name}: {one_line(exc)}")
             return
         yield windows
+
+
+def _error_windows(source: Any, then: list[Stage], ref: VideoRef, reason: str) -> Windows:
+    """The source's error row for a video, through the window stages that share its task
+    (so it has the same columns as every other row)."""
+    error = source.error_row(ref, reason)
+    for later in then:
+        error = later(error)
+    return error
 
 
 class _WindowsCall(_Call):

@@ -188,8 +188,10 @@ def _run(
     for note in store.recover():
         log(note)
     store.check_committed()
+    # Versions hash the weights files: once per run, not per batch.
     _, visual_trained = encoder_version(cfg)
     mversion = model_version(cfg)
+    versions = _Versions(mversion, (features_version(cfg), visual_trained))
     if not encode_only:
         check_fusion_matches_encoder(cfg)
     if not visual_trained:
@@ -220,7 +222,7 @@ def _run(
                 log(f"batch {k + 1}{of}: {len(batch)} videos, run {run_id}")
                 started = datetime.now(timezone.utc)
                 try:
-                    report, keep = _batch(cfg, store, run_id, mversion, batch, encode_only, log)
+                    report, keep = _batch(cfg, store, run_id, versions, batch, encode_only, log)
                     _check_systemic(report, cfg.run.max_same_error)
                 except BaseException:
                     # Nothing of a batch that did not finish is published.
@@ -251,6 +253,12 @@ def _run(
     )
 
 
+@dataclass(frozen=True)
+class _Versions:
+    model: str
+    features: tuple[str, bool]  # (features version, is the visual encoder trained?)
+
+
 def _counts(report: pd.DataFrame) -> str:
     ok = int((report["status"] == "ok").sum())
     return f"{ok} ok, {len(report) - ok} error"
@@ -260,18 +268,17 @@ def _batch(
     cfg: VidgistConfig,
     store: Store,
     run_id: str,
-    mversion: str,
+    versions: _Versions,
     batch: list[VideoRef],
     encode_only: bool,
     log: Callable[[str], None],
 ) -> tuple[pd.DataFrame, set[str]]:
     """Both passes over one batch into the run's staging: its report, and the staged
     files to publish."""
-    _, visual_trained = encoder_version(cfg)
     keep: set[str] = set()  # the staged files this batch publishes
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
     log("pass 1/2: decode + encode")
-    ds1 = encode_plan(items, cfg, str(store.root), run_id, features_version(cfg), visual_trained)
+    ds1 = encode_plan(items, cfg, str(store.root), run_id, *versions.features)
     receipts = ds1.iter_batches(**_BATCHES)
     crashes = watchdog_folder(str(store.root), run_id)
     records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
@@ -280,7 +287,7 @@ def _batch(
         report = _write_video_rows(store, run_id, records, "features", keep)
     else:
         log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text")
-        report = _summarize(cfg, store, run_id, mversion, records, keep, log)
+        report = _summarize(cfg, store, run_id, versions.model, records, keep, log)
     return report, keep
 
 
