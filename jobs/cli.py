@@ -13,6 +13,7 @@ Examples:
   vidgist run --input samples/ --output out/
   vidgist run --input 'archive/**/*.mp4' --output out/ --config conf/cluster.yaml
   vidgist run --input manifest.txt --output out/ select.budget=0.1 run.limit=1000
+  vidgist run --input s3://bucket/archive --output s3://bucket/vidgist
 """
 
 
@@ -20,10 +21,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input",
         required=True,
-        help="a video, a folder, a glob, or a manifest (.txt, or .csv/.jsonl/.parquet with uri)",
+        help="a video, a folder, a glob, a manifest (.txt, or .csv/.jsonl/.parquet with uri), "
+        "or an object-store prefix (s3://bucket/prefix)",
     )
     p.add_argument(
-        "--output", required=True, help="output folder (Parquet tables and the run ledger)"
+        "--output",
+        required=True,
+        help="output folder or s3://bucket/prefix (Parquet tables and the run ledger)",
     )
     p.add_argument("--config", default="local.yaml", help="YAML profile (default: conf/local.yaml)")
     p.add_argument(
@@ -102,7 +106,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pipeline.store import Store
 
     store = Store(args.out)
-    if not store.root.is_dir():
+    if not store.folder.is_folder():
         print(f"vidgist: error: {store.root} is not a folder", file=sys.stderr)
         return 2
     with store.lock():
@@ -111,7 +115,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         for line in notes:
             print(line)
         for p in problems:
-            print(p.line(store.root))
+            print(p.line())
         if not problems:
             print(f"{store.root}: every committed file is as its run recorded it")
             return 0
@@ -133,7 +137,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
         print(f"vidgist: error: --keep={args.keep}: must be >= 1", file=sys.stderr)
         return 2
     store = Store(args.out)
-    if not store.root.is_dir():
+    if not store.folder.is_folder():
         print(f"vidgist: error: {store.root} is not a folder", file=sys.stderr)
         return 2
     with store.lock():
@@ -142,7 +146,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
         problems = store.inspect()
         if problems:
             print(
-                f"vidgist: error: {problems[0].line(store.root)}; run `vidgist check "
+                f"vidgist: error: {problems[0].line()}; run `vidgist check "
                 f"{store.root} --repair` first",
                 file=sys.stderr,
             )

@@ -6,6 +6,8 @@ they are; the numbers themselves come from the config (`resources.*`).
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import replace
 
 import ray
@@ -23,8 +25,14 @@ WATCHDOG_SLACK_S = 5.0  # past decode.timeout_s, so the decoder's own clean time
 
 
 def watchdog_folder(out: str, run_id: str) -> str:
-    """Where the decode tasks of a run leave hang reasons and crash records."""
-    return str(Store(out).staging(run_id) / "_watchdog")
+    """Where the decode tasks of a run leave hang reasons and crash records: a local
+    folder (a fault handler writes to a file descriptor), under the run's staging when
+    OUT is local or shared, else in the node's temporary folder (so on a cluster writing
+    to an object store, the driver reads only its own node's records)."""
+    store = Store(out)
+    if store.folder.remote:
+        return os.path.join(tempfile.gettempdir(), "vidgist-watchdog", run_id)
+    return store.folder.full(f"{store.staging(run_id)}/_watchdog")
 
 
 def encode_plan(

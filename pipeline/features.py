@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from pipeline.schemas import FEATURES
 from pipeline.store import Store
 from stages.base import VideoStage
+from stages.files import filesystem
 from stages.records import PER_FRAME, PROBE_COLUMNS, Features, VideoRecord, Windows
 
 
@@ -149,14 +150,20 @@ class FeatureLoader(VideoStage):
     def __call__(self, record: VideoRecord) -> VideoRecord:
         files = sorted(set(record.feature_files))
         vid = record.video_id
-        tables = [pq.read_table(f, filters=[("video_id", "=", vid)]) for f in files]
+        tables = [_read(f, filters=[("video_id", "=", vid)]) for f in files]
         record.features = features_from_table(pa.concat_tables(tables))
         return record
 
 
+def _read(uri: str, **kwargs) -> pa.Table:
+    """A feature file by its path or object-store URI."""
+    fs, path = filesystem(uri)
+    return pq.read_table(path, filesystem=fs, **kwargs)
+
+
 def feature_dims(files: list[str | Path]) -> tuple[int, int]:
     """(visual, audio) feature widths stored in the given files."""
-    table = pq.read_table(files[0], columns=["visual", "audio"]).slice(0, 1)
+    table = _read(str(files[0]), columns=["visual", "audio"]).slice(0, 1)
     visual = table["visual"][0].as_py()[0]
     audio = table["audio"][0].as_py()[0]
     return len(visual), len(audio)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import signal
 import time
 from collections import Counter
@@ -248,9 +249,7 @@ def _run(
         else pd.DataFrame(columns=list(REPORT_COLUMNS))
     )
     report = report.sort_values("uri", kind="stable").reset_index(drop=True)
-    return RunResult(
-        run_ids, str(store.root), report, len(skipped), time.monotonic() - t0, mversion
-    )
+    return RunResult(run_ids, store.root, report, len(skipped), time.monotonic() - t0, mversion)
 
 
 @dataclass(frozen=True)
@@ -278,10 +277,14 @@ def _batch(
     keep: set[str] = set()  # the staged files this batch publishes
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
     log("pass 1/2: decode + encode")
-    ds1 = encode_plan(items, cfg, str(store.root), run_id, *versions.features)
+    ds1 = encode_plan(items, cfg, store.root, run_id, *versions.features)
     receipts = ds1.iter_batches(**_BATCHES)
-    crashes = watchdog_folder(str(store.root), run_id)
-    records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
+    crashes = watchdog_folder(store.root, run_id)
+    try:
+        records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
+    finally:
+        if store.folder.remote:  # outside OUT: the commit does not clear it
+            shutil.rmtree(crashes, ignore_errors=True)
     keep |= {f for r in records for f in r.feature_files}
     if encode_only:
         report = _write_video_rows(store, run_id, records, "features", keep)
@@ -369,7 +372,7 @@ def _summarize(
     visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
     shared = replace(cfg.decode.shared(), visual_dim=visual_dim, audio_dim=audio_dim)
     items = [pass2_row(r) for r in records]
-    ds2 = summarize_plan(items, cfg, str(store.root), run_id, mversion, shared)
+    ds2 = summarize_plan(items, cfg, store.root, run_id, mversion, shared)
     batches = [pd.DataFrame(b) for b in ds2.iter_batches(**_BATCHES)]
     report = (
         pd.concat(batches, ignore_index=True)

@@ -1,8 +1,10 @@
 """Which videos a run sees: listing inputs, stable ids, fingerprints, what is already done.
 
-`video_id` is a hash of the canonical URI (an absolute file path), so the same file keeps
-its id across runs and machines that mount it at the same place. The fingerprint (size
-and mtime, plus a content hash when asked) tells a changed file from an unchanged one.
+`video_id` is a hash of the canonical URI (an absolute file path, or `s3://bucket/key`),
+so the same file keeps its id across runs and machines that mount it at the same place.
+The fingerprint (size and mtime, plus a content hash when asked) tells a changed file
+from an unchanged one; for an object, mtime is its Last-Modified time, which S3 sets
+anew whenever the object is written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.fs as pafs
 
+from stages.files import filesystem, in_object_store, is_remote
 from stages.records import VideoRef
 
 VIDEO_EXTENSIONS = {
@@ -44,7 +48,7 @@ def canonical_uri(uri: str) -> str:
     """The absolute path with every symlink resolved (what Path.resolve gives), computed
     with one lstat per file: folders are resolved once and remembered, which makes a
     million inputs cost seconds, not minutes."""
-    if "://" in uri and not uri.startswith("file://"):
+    if is_remote(uri):
         return uri
     path = uri[len("file://") :] if uri.startswith("file://") else uri
     path = os.path.abspath(os.path.expanduser(path))
@@ -59,21 +63,49 @@ def video_id_of(uri: str) -> str:
 
 
 def fingerprint_of(uri: str, content_hash: bool = False) -> str:
-    """size-mtime_ns (and sha256 of the bytes when asked); empty for remote URIs."""
-    if "://" in uri:
-        return ""
-    try:
-        st = os.stat(uri)
-    except OSError:
-        return "missing"
-    fp = f"{st.st_size}-{st.st_mtime_ns}"
+    """size-mtime_ns (and sha256 of the bytes when asked); "missing" when it is gone."""
+    return fingerprints([uri], content_hash)[0]
+
+
+def fingerprints(uris: list[str], content_hash: bool = False) -> list[str]:
+    """`fingerprint_of` for many URIs: local files by stat, objects by one metadata
+    request per file system for the whole list."""
+    out = {}
+    remote: dict[int, list[tuple[str, str]]] = {}
+    by_id: dict[int, pafs.FileSystem] = {}
+    for uri in uris:
+        if in_object_store(uri):
+            fs, path = filesystem(uri)
+            by_id[id(fs)] = fs
+            remote.setdefault(id(fs), []).append((uri, path))
+            continue
+        if is_remote(uri):  # a URL FFmpeg reads: nothing tells its versions apart
+            out[uri] = ""
+            continue
+        try:
+            st = os.stat(uri)
+            out[uri] = f"{st.st_size}-{st.st_mtime_ns}"
+        except OSError:
+            out[uri] = "missing"
+    for key, pairs in remote.items():
+        infos = by_id[key].get_file_info([path for _, path in pairs])
+        for (uri, _), info in zip(pairs, infos, strict=True):
+            found = info.type == pafs.FileType.File
+            out[uri] = f"{info.size}-{info.mtime_ns}" if found else "missing"
     if content_hash:
-        h = hashlib.sha256()
-        with open(uri, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        fp += f"-{h.hexdigest()[:16]}"
-    return fp
+        for uri in uris:
+            if out[uri] not in ("missing", ""):
+                out[uri] += f"-{_content_hash(uri)}"
+    return [out[u] for u in uris]
+
+
+def _content_hash(uri: str) -> str:
+    fs, path = filesystem(uri)
+    h = hashlib.sha256()
+    with fs.open_input_stream(path) as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def _read_manifest(path: Path) -> list[str]:
@@ -90,7 +122,10 @@ def _read_manifest(path: Path) -> list[str]:
 
 
 def list_inputs(spec: str) -> list[str]:
-    """Canonical URIs from a file, a directory (recursive), a glob or a manifest."""
+    """Canonical URIs from a file, a directory (recursive), a glob, a manifest, or an
+    object-store prefix (`s3://bucket/prefix`: its video objects, recursively)."""
+    if in_object_store(spec):
+        return _remote_videos(spec)
     path = Path(spec).expanduser()
     if path.is_dir():
         # Paths under a resolved folder are canonical already (symlinks resolved below).
@@ -124,8 +159,25 @@ def _video_files(folder: str) -> Iterator[str]:
                 yield os.path.realpath(entry.path) if entry.is_symlink() else entry.path
 
 
+def _remote_videos(spec: str) -> list[str]:
+    fs, path = filesystem(spec)
+    scheme = spec.split("://", 1)[0]
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        return [f"{scheme}://{path}"]
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"input not found: {spec}")
+    listed = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    return sorted(
+        f"{scheme}://{i.path}"
+        for i in listed
+        if i.type == pafs.FileType.File and os.path.splitext(i.path)[1].lower() in VIDEO_EXTENSIONS
+    )
+
+
 def make_sources(uris: list[str], content_hash: bool = False) -> list[VideoRef]:
-    return [VideoRef(video_id_of(u), u, fingerprint_of(u, content_hash)) for u in uris]
+    prints = fingerprints(uris, content_hash)
+    return [VideoRef(video_id_of(u), u, fp) for u, fp in zip(uris, prints, strict=True)]
 
 
 def split_done(

@@ -10,8 +10,9 @@ Layout under OUT:
     _quarantine/<run_id>/<table>/<file>.parquet      damaged files set aside by repair
 
 A run writes only under `_staging/<run_id>/`. Commit writes a journal listing the
-staged files, moves each into its table folder (same filesystem, so each move is a
-rename), keeps the journal in `_journal/`, and writes the run's `runs` row last. A run
+staged files, moves each into its table folder (a rename on local disk; a copy and a
+delete in an object store), keeps the journal in `_journal/`, and writes the run's
+`runs` row last: that row is the commit, on either kind of store. A run
 killed before the journal leaves only its staging folder, which the next run deletes; a
 run killed during the moves is rolled forward by the next run from its journal. Readers
 that go through `read_committed` only ever see rows of runs whose `runs` row exists.
@@ -25,7 +26,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipeline.folder import Folder
 from pipeline.schemas import RUNS, TABLES
 
 STAGING = "_staging"
@@ -55,41 +57,34 @@ class OutputUnusable(ValueError):
 @dataclass(frozen=True)
 class Problem:
     kind: str  # damaged | missing | orphaned | unrecorded
-    path: Path  # the file (for `unrecorded`: the journal of a run without a runs row)
+    rel: (
+        str  # the file, relative to OUT (for `unrecorded`: the journal of a run without a runs row)
+    )
     run_id: str
     detail: str
 
-    def line(self, root: Path) -> str:
-        return f"{self.kind}: {self.path.relative_to(root)} ({self.detail})"
+    def line(self) -> str:
+        return f"{self.kind}: {self.rel} ({self.detail})"
 
 
 JOURNAL = "_commit.json"
 
 
-def write_parquet_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a hidden temporary name, then rename: no reader ever sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-
-
 class Store:
     def __init__(self, root: str | Path):
-        self.root = Path(root).expanduser().resolve()
+        self.folder = Folder(root)
+        self.root = self.folder.uri  # a local path or an s3:// URI
 
-    def staging(self, run_id: str) -> Path:
-        return self.root / STAGING / run_id
+    def staging(self, run_id: str) -> str:
+        return f"{STAGING}/{run_id}"
 
-    def staged_path(self, run_id: str, table: str, name: str) -> Path:
+    def stage(self, run_id: str, table: str, name: str, rows: pa.Table) -> str:
+        """Write a run's file into its staging; returns its path or URI (what tasks report)."""
         if table not in TABLES:
             raise KeyError(f"unknown table {table!r}")
-        return self.staging(run_id) / table / f"{name}.parquet"
-
-    def stage(self, run_id: str, table: str, name: str, rows: pa.Table) -> Path:
-        path = self.staged_path(run_id, table, name)
-        write_parquet_atomic(rows.cast(TABLES[table]), path)
-        return path
+        rel = f"{self.staging(run_id)}/{table}/{name}.parquet"
+        self.folder.write_parquet(rel, rows.cast(TABLES[table]))
+        return self.folder.full(rel)
 
     def commit(self, run_id: str, run_row: dict, keep: set[str] | None = None) -> None:
         """Publish the run's staged files (only those in `keep`, when given) and its row.
@@ -97,57 +92,48 @@ class Store:
         `keep` lets the driver publish exactly the files its tasks reported as written: a
         task that died half-way may have left a file that belongs to no finished video.
         """
+        f = self.folder
         staging = self.staging(run_id)
-        staging.mkdir(parents=True, exist_ok=True)
-        kept = None if keep is None else {str(Path(k).resolve()) for k in keep}
-        moves = [
-            [
-                str(p.relative_to(staging)),
-                str(p.relative_to(staging)),
-                pq.read_metadata(p).num_rows,
-                p.stat().st_size,
-            ]
-            for p in sorted(staging.glob("*/*.parquet"))
-            if kept is None or str(p.resolve()) in kept
-        ]
+        kept = None if keep is None else {f.rel(k) for k in keep}
+        moves = []
+        for rel in f.files(staging, recursive=True):
+            inside = rel[len(staging) + 1 :]
+            if inside.count("/") != 1 or (kept is not None and rel not in kept):
+                continue  # only <table>/<file>.parquet is output (not the watchdog's notes)
+            rows = pq.read_metadata(f.at(rel), filesystem=f.fs).num_rows
+            moves.append([inside, inside, rows, f.size(rel)])
         journal = {"run_id": run_id, "moves": moves, "run_row": _jsonable(run_row)}
-        tmp = staging / f".{JOURNAL}.part"
-        tmp.write_text(json.dumps(journal))
-        os.replace(tmp, staging / JOURNAL)
+        f.write_text(f"{staging}/{JOURNAL}", json.dumps(journal))
         self._publish(staging, journal)
 
-    def _publish(self, staging: Path, journal: dict) -> None:
+    def _publish(self, staging: str, journal: dict) -> None:
+        f = self.folder
         for src, dst, *_ in journal["moves"]:
-            s, d = staging / src, self.root / dst
-            if s.exists():
-                d.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(s, d)
+            if f.exists(f"{staging}/{src}"):
+                f.move(f"{staging}/{src}", dst)
         self._write_journal(journal)
         self._write_run_row(journal)
-        shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            staging.parent.rmdir()  # only when no other run is staging
+        f.delete_tree(staging)
+        f.remove_if_empty(STAGING)  # only when no other run is staging
 
     def _write_journal(self, journal: dict) -> None:
-        path = self.root / JOURNALS / f"{journal['run_id']}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.part")
-        tmp.write_text(json.dumps(journal))
-        os.replace(tmp, path)
+        self.folder.write_text(f"{JOURNALS}/{journal['run_id']}.json", json.dumps(journal))
 
     def _write_run_row(self, journal: dict) -> None:
         table = pa.Table.from_pylist([_from_jsonable(journal["run_row"])], schema=RUNS)
-        write_parquet_atomic(table, self.root / "runs" / f"{journal['run_id']}.parquet")
+        self.folder.write_parquet(f"runs/{journal['run_id']}.parquet", table)
 
     def discard(self, run_id: str) -> None:
         """Drop a run's staging: nothing of it was published."""
-        shutil.rmtree(self.staging(run_id), ignore_errors=True)
-        with contextlib.suppress(OSError):
-            (self.root / STAGING).rmdir()
+        self.folder.delete_tree(self.staging(run_id))
+        self.folder.remove_if_empty(STAGING)
 
     def check_usable(self) -> None:
         """Refuse an OUT that is a file or cannot be written, before anything is created."""
-        root = self.root
+        if self.folder.remote:
+            self._check_bucket()
+            return
+        root = Path(self.root)
         if root.exists() and not root.is_dir():
             raise OutputUnusable(f"output {root} is a file, not a folder")
         existing = root
@@ -158,11 +144,24 @@ class Store:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise OutputUnusable(f"output {root}: {existing} is not writable")
 
+    def _check_bucket(self) -> None:
+        bucket = self.folder.base.split("/", 1)[0]
+        try:
+            kind = self.folder.fs.get_file_info(bucket).type
+            if kind == pafs.FileType.NotFound:
+                raise OutputUnusable(f"output {self.root}: bucket {bucket!r} does not exist")
+            if self.folder.kind() == pafs.FileType.File:
+                raise OutputUnusable(f"output {self.root} is an object, not a prefix")
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise OutputUnusable(f"output {self.root}: {first}") from None
+
     def journals(self) -> dict[str, dict]:
-        folder = self.root / JOURNALS
-        if not folder.exists():
-            return {}
-        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+        f = self.folder
+        return {
+            rel.rsplit("/", 1)[1][: -len(".json")]: json.loads(f.read_text(rel))
+            for rel in f.files(JOURNALS, ".json")
+        }
 
     def inspect(self, deep: bool = False) -> list[Problem]:
         """What is wrong with the committed outputs: a file missing, damaged (unreadable,
@@ -172,40 +171,42 @@ class Store:
         `deep` reads every file whole and counts its rows; otherwise sizes are compared
         (cheap on any archive: a truncated or rewritten file changes size).
         """
+        f = self.folder
         problems: list[Problem] = []
         journals = self.journals()
         recorded: dict[str, bool] = {}
-        for path in sorted((self.root / "runs").glob("*.parquet")):
+        for rel in f.files("runs"):
+            run_id = _stem(rel)
             try:
-                pq.read_table(path, schema=RUNS) if deep else pq.read_metadata(path)
-                recorded[path.stem] = True
+                if deep:
+                    pq.read_table(f.at(rel), schema=RUNS, filesystem=f.fs)
+                else:
+                    pq.read_metadata(f.at(rel), filesystem=f.fs)
+                recorded[run_id] = True
             except Exception as exc:
-                problems.append(Problem("damaged", path, path.stem, _short(exc)))
-        listed: set[Path] = set()
+                problems.append(Problem("damaged", rel, run_id, _short(exc)))
+        listed: set[str] = set()
         for run_id, journal in journals.items():
-            if not recorded.get(run_id):
-                runs_file = self.root / "runs" / f"{run_id}.parquet"
-                if not runs_file.exists():
-                    where = self.root / JOURNALS / f"{run_id}.json"
-                    problems.append(Problem("unrecorded", where, run_id, "its runs row is missing"))
+            if not recorded.get(run_id) and not f.exists(f"runs/{run_id}.parquet"):
+                where = f"{JOURNALS}/{run_id}.json"
+                problems.append(Problem("unrecorded", where, run_id, "its runs row is missing"))
             for _, dst, rows, size in journal["moves"]:
-                path = self.root / dst
-                listed.add(path)
-                problem = _check_file(path, rows, size, deep)
+                listed.add(dst)
+                problem = _check_file(f, dst, rows, size, deep)
                 if problem:
-                    problems.append(Problem(problem[0], path, run_id, problem[1]))
+                    problems.append(Problem(problem[0], dst, run_id, problem[1]))
         committed = set(recorded) | set(journals)
         for table in TABLES:
             if table == "runs":
                 continue
-            for path in sorted((self.root / table).glob("*.parquet")):
-                if path in listed:
+            for rel in f.files(table):
+                if rel in listed:
                     continue
-                match = RUN_ID.match(path.name)
+                match = RUN_ID.match(rel.rsplit("/", 1)[1])
                 run_id = match.group(1) if match else ""
                 if run_id not in committed:
                     problems.append(
-                        Problem("orphaned", path, run_id, "published by no committed run")
+                        Problem("orphaned", rel, run_id, "published by no committed run")
                     )
         return problems
 
@@ -213,23 +214,24 @@ class Store:
         """Set damaged files aside in _quarantine (with the files written with them, so
         their videos are redone), restore lost runs rows from the journals, delete
         orphaned files. Returns one line per action."""
+        f = self.folder
         actions: list[str] = []
         journals = self.journals()
         for p in problems:
             if p.kind == "orphaned":
-                p.path.unlink(missing_ok=True)
-                actions.append(f"deleted orphaned {p.path.relative_to(self.root)}")
-            elif p.kind == "unrecorded" or p.path.parent.name == "runs":
+                f.delete(p.rel)
+                actions.append(f"deleted orphaned {p.rel}")
+            elif p.kind == "unrecorded" or p.rel.startswith("runs/"):
                 self._write_run_row(journals[p.run_id])
                 actions.append(f"restored runs row of {p.run_id} from its journal")
         for run_id in sorted({p.run_id for p in problems if p.kind in ("damaged", "missing")}):
             journal = journals.get(run_id)
             bad = {
-                p.path.name
+                p.rel.rsplit("/", 1)[1]
                 for p in problems
                 if p.run_id == run_id
                 and p.kind in ("damaged", "missing")
-                and p.path.parent.name != "runs"
+                and not p.rel.startswith("runs/")
             }
             if journal is None or not bad:
                 continue
@@ -238,13 +240,11 @@ class Store:
             # whose results are gone, and the next run redoes those videos.
             kept = []
             for move in journal["moves"]:
-                path = self.root / move[1]
-                if path.name in bad:
-                    if path.exists():
-                        target = self.root / QUARANTINE / run_id / move[1]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(path, target)
-                        actions.append(f"quarantined {move[1]}")
+                dst = move[1]
+                if dst.rsplit("/", 1)[1] in bad:
+                    if f.exists(dst):
+                        f.move(dst, f"{QUARANTINE}/{run_id}/{dst}")
+                        actions.append(f"quarantined {dst}")
                 else:
                     kept.append(move)
             self._write_journal({**journal, "moves": kept})
@@ -259,6 +259,7 @@ class Store:
         and the journal rewritten. `recover` finishes an intent a kill left behind, so a
         killed vacuum never leaves a file its journal disagrees with.
         """
+        f = self.folder
         runs = self._runs(["run_id", "finished_at"]).to_pandas()
         order = {r: i for i, r in enumerate(runs.sort_values("finished_at")["run_id"])}
         videos = self._committed("videos", ["video_id", "run_id"]).to_pandas()
@@ -269,8 +270,7 @@ class Store:
         for run_id, journal in self.journals().items():
             moves, swaps = [], []
             for src, dst, rows, size in journal["moves"]:
-                path = self.root / dst
-                table = pq.read_table(path)
+                table = pq.read_table(f.at(dst), filesystem=f.fs)
                 pairs = zip(table["video_id"].to_pylist(), table["run_id"].to_pylist(), strict=True)
                 mask = pa.array([p in kept for p in pairs], pa.bool_())
                 if table.num_rows == 0 or pc.all(mask).as_py():
@@ -279,29 +279,31 @@ class Store:
                 smaller = table.filter(mask)
                 actions.append(f"{dst}: {rows - smaller.num_rows} superseded rows dropped")
                 if not smaller.num_rows:
-                    swaps.append([str(path), None])
+                    swaps.append([dst, None])
                     continue
-                new = path.with_name(f".{path.name}.vacuum")
-                pq.write_table(smaller, new, compression="zstd")
-                swaps.append([str(path), str(new)])
-                moves.append([src, dst, smaller.num_rows, new.stat().st_size])
+                folder, name = dst.rsplit("/", 1)
+                new = f"{folder}/.{name}.vacuum"
+                f.write_parquet(new, smaller)
+                swaps.append([dst, new])
+                moves.append([src, dst, smaller.num_rows, f.size(new)])
             if swaps:
-                intent = self.root / JOURNALS / f".{run_id}.vacuum.json"
-                tmp = intent.with_name(intent.name + ".part")
-                tmp.write_text(json.dumps({"swaps": swaps, "journal": {**journal, "moves": moves}}))
-                os.replace(tmp, intent)
+                intent = f"{JOURNALS}/.{run_id}.vacuum.json"
+                f.write_text(
+                    intent, json.dumps({"swaps": swaps, "journal": {**journal, "moves": moves}})
+                )
                 self._finish_vacuum(intent)
         return actions
 
-    def _finish_vacuum(self, intent: Path) -> None:
-        plan = json.loads(intent.read_text())
-        for path, new in plan["swaps"]:
+    def _finish_vacuum(self, intent: str) -> None:
+        f = self.folder
+        plan = json.loads(f.read_text(intent))
+        for dst, new in plan["swaps"]:
             if new is None:
-                Path(path).unlink(missing_ok=True)
-            elif Path(new).exists():
-                os.replace(new, path)
+                f.delete(dst)
+            elif f.exists(new):
+                f.move(new, dst)
         self._write_journal(plan["journal"])
-        intent.unlink()
+        f.delete(intent)
 
     def check_committed(self) -> None:
         """Refuse to run on an OUT whose committed files are not as their journals say."""
@@ -309,37 +311,37 @@ class Store:
         if problems:
             more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
             raise OutputUnusable(
-                f"{problems[0].line(self.root)}{more}; "
-                f"run `vidgist check {self.root} --repair` first"
+                f"{problems[0].line()}{more}; run `vidgist check {self.root} --repair` first"
             )
 
     def recover(self) -> list[str]:
         """Finish or discard runs left behind by a crash; returns what was done, per run."""
+        f = self.folder
         notes = []
-        for intent in sorted((self.root / JOURNALS).glob(".*.vacuum.json")):
+        for intent in _hidden(f, JOURNALS, ".vacuum.json"):
             self._finish_vacuum(intent)
-            notes.append(f"vacuum of {intent.name.split('.')[1]}: finished from its intent")
-        base = self.root / STAGING
-        if not base.exists():
-            return notes
-        for staging in sorted(p for p in base.iterdir() if p.is_dir()):
-            journal = staging / JOURNAL
-            if journal.exists():
-                self._publish(staging, json.loads(journal.read_text()))
-                notes.append(f"run {staging.name}: commit completed from its journal")
+            notes.append(
+                f"vacuum of {intent.rsplit('/', 1)[1].split('.')[1]}: finished from its intent"
+            )
+        for staging in f.folders(STAGING):
+            run_id = staging.rsplit("/", 1)[1]
+            if f.exists(f"{staging}/{JOURNAL}"):
+                self._publish(staging, json.loads(f.read_text(f"{staging}/{JOURNAL}")))
+                notes.append(f"run {run_id}: commit completed from its journal")
             else:
-                shutil.rmtree(staging, ignore_errors=True)
-                notes.append(f"run {staging.name}: uncommitted files discarded")
+                f.delete_tree(staging)
+                notes.append(f"run {run_id}: uncommitted files discarded")
+        f.remove_if_empty(STAGING)
         return notes
 
     def committed_runs(self, columns: list[str] | None = None) -> pd.DataFrame:
         return self._runs(columns).to_pandas()
 
     def _runs(self, columns: list[str] | None = None) -> pa.Table:
-        path = self.root / "runs"
-        if not path.exists() or not any(path.glob("*.parquet")):
+        f = self.folder
+        if not f.files("runs"):
             return RUNS.empty_table().select(columns or RUNS.names)
-        return pq.read_table(path, schema=RUNS, columns=columns)
+        return pq.read_table(f.at("runs"), schema=RUNS, columns=columns, filesystem=f.fs)
 
     def read_committed(self, table: str, columns: list[str] | None = None) -> pd.DataFrame:
         """Rows of `table` from committed runs only."""
@@ -348,14 +350,14 @@ class Store:
     def _committed(
         self, table: str, columns: list[str] | None = None, runs: set[str] | None = None
     ) -> pa.Table:
+        f = self.folder
         schema = TABLES[table]
-        path = self.root / table
         if runs is None:
             runs = set(self._runs(["run_id"])["run_id"].to_pylist())
-        if not path.exists() or not runs or not any(path.glob("*.parquet")):
+        if not runs or not f.files(table):
             return schema.empty_table().select(columns or schema.names)
         cols = None if columns is None else list(dict.fromkeys([*columns, "run_id"]))
-        rows = pq.read_table(path, schema=schema, columns=cols)
+        rows = pq.read_table(f.at(table), schema=schema, columns=cols, filesystem=f.fs)
         rows = rows.filter(pc.is_in(rows["run_id"], pa.array(sorted(runs), pa.string())))
         return rows.select(columns) if columns else rows
 
@@ -363,6 +365,7 @@ class Store:
         """(ok, error): the (video_id, fingerprint) pairs that full committed runs with this
         model version recorded as ok and as error. Features-only runs do not count. One
         columnar read of `videos` and `runs` (an archive's ledger is millions of rows)."""
+        f = self.folder
         runs = self._runs(["run_id", "status", "model_version"])
         full = pc.and_(
             pc.equal(runs["model_version"], model_version), pc.equal(runs["status"], "committed")
@@ -370,11 +373,12 @@ class Store:
         mine = pa.array(sorted(set(runs.filter(full)["run_id"].to_pylist())), pa.string())
         ok: set[tuple[str, str]] = set()
         error: set[tuple[str, str]] = set()
-        path = self.root / "videos"
-        if not len(mine) or not path.exists():
+        if not len(mine) or not f.files("videos"):
             return ok, error
         # Scanned batch by batch into the sets: the table itself is never held whole.
-        scan = ds.dataset(path, schema=TABLES["videos"], format="parquet").to_batches(
+        scan = ds.dataset(
+            f.at("videos"), schema=TABLES["videos"], format="parquet", filesystem=f.fs
+        ).to_batches(
             columns=["video_id", "fingerprint", "status"], filter=ds.field("run_id").isin(mine)
         )
         for batch in scan:
@@ -391,9 +395,13 @@ class Store:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold OUT/.lock for a run: a second run on the same OUT stops at once rather than
-        discarding the first one's staging as if it had crashed."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
+        discarding the first one's staging as if it had crashed. An object store has no
+        lock to take: there, one run per OUT is the scheduler's to ensure (README)."""
+        if self.folder.remote:
+            yield
+            return
+        os.makedirs(self.root, exist_ok=True)
+        with open(os.path.join(self.root, ".lock"), "w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -404,15 +412,30 @@ class Store:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _check_file(path: Path, rows: int, size: int, deep: bool) -> tuple[str, str] | None:
-    if not path.exists():
+def _stem(rel: str) -> str:
+    return rel.rsplit("/", 1)[1].rsplit(".", 1)[0]
+
+
+def _hidden(f: Folder, rel: str, suffix: str) -> list[str]:
+    """Hidden files (a leading dot) under `rel` ending in `suffix`."""
+    selector = pafs.FileSelector(f.at(rel), allow_not_found=True)
+    cut = len(f.base) + 1
+    return sorted(
+        i.path[cut:]
+        for i in f.fs.get_file_info(selector)
+        if i.base_name.startswith(".") and i.base_name.endswith(suffix)
+    )
+
+
+def _check_file(f: Folder, rel: str, rows: int, size: int, deep: bool) -> tuple[str, str] | None:
+    actual = f.size(rel)
+    if actual is None:
         return "missing", "listed by its run's journal"
-    actual = path.stat().st_size
     if actual != size:
         return "damaged", f"{actual} bytes, the journal says {size}"
     if deep:
         try:
-            n = pq.read_table(path).num_rows
+            n = pq.read_table(f.at(rel), filesystem=f.fs).num_rows
         except Exception as exc:
             return "damaged", _short(exc)
         if n != rows:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import av
 import numpy as np
 
 from stages.base import SourceStage
 from stages.errors import BadInput, one_line
+from stages.files import open_container
 from stages.records import PROBE_COLUMNS, Probe, VideoRef, Windows
 from stages.settings import DecodeConfig, Shared
 
@@ -44,7 +46,7 @@ def stream_origin(stream: av.video.stream.VideoStream) -> float:
 
 def probe(uri: str) -> Probe:
     """Read duration, frame rate, display size, codec and audio presence."""
-    with av.open(uri) as container:
+    with open_container(uri) as container:
         if not container.streams.video:
             raise BadInput("no video stream")
         stream = container.streams.video[0]
@@ -97,7 +99,7 @@ def _decoded_frames(
     order (a sample is yielded before the decoded frame that ends its time on screen)."""
     size = cfg.frame_size
     step = 1.0 / cfg.fps
-    with av.open(uri) as container:
+    with open_container(uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if cfg.threads:
@@ -145,7 +147,8 @@ class AudioCursor:
     def __init__(self, uri: str, sample_rate: int, origin: float, deadline: Deadline):
         self.sr = sample_rate
         self.deadline = deadline
-        self._container = av.open(uri)
+        self._files = ExitStack()  # the container and, for an object, its byte stream
+        self._container = self._files.enter_context(open_container(uri))
         stream = self._container.streams.audio[0]
         stream.thread_type = "AUTO"
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=self.sr)
@@ -157,7 +160,7 @@ class AudioCursor:
         self._done = False
 
     def close(self) -> None:
-        self._container.close()
+        self._files.close()
 
     def _pull(self) -> bool:
         for frame in self._frames:

@@ -14,6 +14,7 @@ from torchvision.io import encode_jpeg
 
 from stages.base import VideoStage
 from stages.decode import display_size, rotate_for_display, rotation_of, stream_origin
+from stages.files import open_container
 from stages.records import Keyframes, VideoRecord
 from stages.settings import KeyframeConfig
 
@@ -21,7 +22,7 @@ from stages.settings import KeyframeConfig
 def frames_at(uri: str, times: list[float]) -> list[np.ndarray]:
     """RGB images (display size and orientation) on screen at each time (s)."""
     out: dict[float, np.ndarray] = {}
-    with av.open(uri) as container:
+    with open_container(uri) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base

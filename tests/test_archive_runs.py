@@ -149,8 +149,8 @@ def test_a_damaged_file_in_every_table_is_found_quarantined_and_redone(
     cfg = load_config("local.yaml", [*local_overrides(), *BATCHED])
     with pytest.raises(OutputUnusable, match=r"damaged: .* run `vidgist check .* --repair`"):
         run_pipeline(cfg, str(out.parent / "nothing"), str(out), log=lambda _: None)
-    found = {p.path for p in store.inspect(deep=True)}
-    assert set(damaged) <= found
+    found = {p.rel for p in store.inspect(deep=True)}
+    assert {str(p.relative_to(out)) for p in damaged} <= found
     checked = _vidgist("check", str(out))
     assert checked.returncode == 1 and "damaged: videos/" in checked.stdout
     repaired = _vidgist("check", str(out), "--repair")

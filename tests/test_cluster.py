@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 # What README.md's "On a Ray cluster" section tells users to exclude from the upload.
 EXCLUDES = [".venv", ".git", "samples", "out", "build", "bench/.samples-*", "bench/results"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +32,7 @@ def head():
         import ray.dashboard  # noqa: F401  (the job server comes with ray[default])
     except ImportError:
         pytest.skip("ray[default] is not installed (pip install 'vidgist[cluster]')")
-    port, dashboard, agent = _free_port(), _free_port(), _free_port()
+    port, dashboard, agent = free_port(), free_port(), free_port()
     # As after `source .venv/bin/activate`: the job's `python` is vidgist's.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.Popen(
