@@ -22,6 +22,7 @@ from stages.settings import (
     OcrConfig,
     SelectConfig,
     ShotsConfig,
+    SkimConfig,
     SpeechConfig,
     TagsConfig,
     TextConfig,
@@ -115,6 +116,7 @@ class VidgistConfig:
     ocr: OcrConfig = field(default_factory=OcrConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    skims: SkimConfig = field(default_factory=SkimConfig)
     resources: Resources = field(default_factory=Resources)
     ray: RayConfig = field(default_factory=RayConfig)
     run: RunConfig = field(default_factory=RunConfig)

@@ -98,7 +98,10 @@ class Folder:
             return f.read()
 
     def write_text(self, rel: str, text: str) -> None:
-        self._write(rel, lambda dest: self._put(dest, text.encode()))
+        self.write_bytes(rel, text.encode())
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self._write(rel, lambda dest: self._put(dest, data))
 
     def write_parquet(self, rel: str, table: pa.Table) -> None:
         """No reader ever sees half a file."""

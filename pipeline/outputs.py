@@ -62,6 +62,11 @@ def report_row(record: VideoRecord) -> dict:
     }
 
 
+def skim_path(run_id: str, video_id: str) -> str:
+    """Where a video's skim is published, relative to OUT."""
+    return f"skims/{run_id}-{video_id}.mp4"
+
+
 def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[str, list[dict]]:
     """Rows of segments, scores, keyframes and summaries for one finished video."""
     vid = record.video_id
@@ -119,6 +124,7 @@ def result_rows(record: VideoRecord, run_id: str, model_version: str) -> dict[st
             "model_version": model_version,
             "transcript_excerpt": record.text.transcript_excerpt,
             "tags": list(record.text.tags),
+            "skim_path": skim_path(run_id, vid) if record.skim else None,
         }
     ]
     tr = record.transcript
@@ -169,6 +175,13 @@ class OutputWriter:
             if tables[table]:
                 rows = pa.Table.from_pylist(tables[table], schema=TABLES[table])
                 written.append(str(self.store.stage(self.run_id, table, name, rows)))
+        for r in records:
+            if r.ok and r.skim:
+                written.append(
+                    self.store.stage_file(
+                        self.run_id, "skims", f"{self.run_id}-{r.video_id}", r.skim
+                    )
+                )
         report = [report_row(r) for r in records]
         columns = {k: np.array([row[k] for row in report]) for k in REPORT_COLUMNS}
         columns["files"] = np.array(["\n".join(written)] * len(records), dtype=object)

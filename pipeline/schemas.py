@@ -80,6 +80,7 @@ SUMMARIES = pa.schema(
         ("model_version", pa.string()),
         ("transcript_excerpt", pa.string()),
         ("tags", pa.list_(pa.string())),
+        ("skim_path", pa.string()),  # the summary video, relative to OUT; null when none
     ]
 )
 

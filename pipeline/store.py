@@ -6,6 +6,7 @@ Layout under OUT:
     runs/<run_id>.parquet                            one row per committed run (or batch)
     _journal/<run_id>.json                           what each commit published: files,
                                                      their rows and bytes, the runs row
+    skims/<run_id>-<video_id>.mp4                    summary videos (published like tables)
     _staging/<run_id>/<table>/<file>.parquet         a run's files until commit
     _quarantine/<run_id>/<table>/<file>.parquet      damaged files set aside by repair
 
@@ -44,6 +45,9 @@ STAGING = "_staging"
 JOURNALS = "_journal"
 QUARANTINE = "_quarantine"
 RUN_ID = re.compile(r"^(\d{8}T\d{6}Z-[0-9a-f]{6})")
+# Outputs that are files, not table rows: folder -> suffix. Commit, check and vacuum
+# treat them as they treat Parquet files (their journal entry has 0 rows).
+FILE_OUTPUTS = {"skims": ".mp4"}
 
 
 class StoreLocked(RuntimeError):
@@ -86,6 +90,12 @@ class Store:
         self.folder.write_parquet(rel, rows.cast(TABLES[table]))
         return self.folder.full(rel)
 
+    def stage_file(self, run_id: str, folder: str, name: str, data: bytes) -> str:
+        """Write a run's non-table output (a skim) into its staging; returns its URI."""
+        rel = f"{self.staging(run_id)}/{folder}/{name}{FILE_OUTPUTS[folder]}"
+        self.folder.write_bytes(rel, data)
+        return self.folder.full(rel)
+
     def commit(self, run_id: str, run_row: dict, keep: set[str] | None = None) -> None:
         """Publish the run's staged files (only those in `keep`, when given) and its row.
 
@@ -96,11 +106,11 @@ class Store:
         staging = self.staging(run_id)
         kept = None if keep is None else {f.rel(k) for k in keep}
         moves = []
-        for rel in f.files(staging, recursive=True):
+        for rel in f.files(staging, suffix="", recursive=True):
             inside = rel[len(staging) + 1 :]
-            if inside.count("/") != 1 or (kept is not None and rel not in kept):
-                continue  # only <table>/<file>.parquet is output (not the watchdog's notes)
-            rows = pq.read_metadata(f.at(rel), filesystem=f.fs).num_rows
+            if not _is_output(inside) or (kept is not None and rel not in kept):
+                continue  # not the watchdog's notes, nor a file no finished task reported
+            rows = pq.read_metadata(f.at(rel), filesystem=f.fs).num_rows if _rows(inside) else 0
             moves.append([inside, inside, rows, f.size(rel)])
         journal = {"run_id": run_id, "moves": moves, "run_row": _jsonable(run_row)}
         f.write_text(f"{staging}/{JOURNAL}", json.dumps(journal))
@@ -196,10 +206,9 @@ class Store:
                 if problem:
                     problems.append(Problem(problem[0], dst, run_id, problem[1]))
         committed = set(recorded) | set(journals)
-        for table in TABLES:
-            if table == "runs":
-                continue
-            for rel in f.files(table):
+        folders = [(t, ".parquet") for t in TABLES if t != "runs"] + list(FILE_OUTPUTS.items())
+        for table, suffix in folders:
+            for rel in f.files(table, suffix):
                 if rel in listed:
                     continue
                 match = RUN_ID.match(rel.rsplit("/", 1)[1])
@@ -270,6 +279,14 @@ class Store:
         for run_id, journal in self.journals().items():
             moves, swaps = [], []
             for src, dst, rows, size in journal["moves"]:
+                if not _rows(dst):  # a skim: kept while its video's run is
+                    video_id = _stem(dst)[len(run_id) + 1 :]
+                    if (video_id, run_id) in kept:
+                        moves.append([src, dst, rows, size])
+                    else:
+                        actions.append(f"{dst}: superseded, deleted")
+                        swaps.append([dst, None])
+                    continue
                 table = pq.read_table(f.at(dst), filesystem=f.fs)
                 pairs = zip(table["video_id"].to_pylist(), table["run_id"].to_pylist(), strict=True)
                 mask = pa.array([p in kept for p in pairs], pa.bool_())
@@ -412,6 +429,21 @@ class Store:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _is_output(inside: str) -> bool:
+    """Is a path inside a run's staging an output: <table>/<x>.parquet or skims/<x>.mp4?"""
+    parts = inside.split("/")
+    if len(parts) != 2:
+        return False
+    return (parts[0] in TABLES and parts[1].endswith(".parquet")) or (
+        parts[0] in FILE_OUTPUTS and parts[1].endswith(FILE_OUTPUTS[parts[0]])
+    )
+
+
+def _rows(rel: str) -> bool:
+    """Does the file hold table rows (Parquet), as opposed to a file output?"""
+    return rel.endswith(".parquet")
+
+
 def _stem(rel: str) -> str:
     return rel.rsplit("/", 1)[1].rsplit(".", 1)[0]
 
@@ -433,7 +465,7 @@ def _check_file(f: Folder, rel: str, rows: int, size: int, deep: bool) -> tuple[
         return "missing", "listed by its run's journal"
     if actual != size:
         return "damaged", f"{actual} bytes, the journal says {size}"
-    if deep:
+    if deep and _rows(rel):
         try:
             n = pq.read_table(f.at(rel), filesystem=f.fs).num_rows
         except Exception as exc:

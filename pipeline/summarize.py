@@ -1,5 +1,5 @@
 """Pass 2, SUMMARIZE: one row per video: features -> fusion -> shots -> selection -> tags
--> keyframes -> on-screen text -> speech -> text -> tables.
+-> keyframes -> on-screen text -> speech -> text -> skim -> tables.
 
 A video's whole feature sequence fits in one row (a few KB per sampled frame), which
 temporal attention needs. Rows carry a pickled `VideoRecord` (see pipeline/adapters.py).
@@ -19,6 +19,7 @@ from stages.keyframes import KeyframeExtractor
 from stages.ocr import ScreenReader
 from stages.select import Selector
 from stages.settings import Shared
+from stages.skim import SkimWriter
 from stages.speech import SpeechRecognizer
 from stages.tags import Tagger
 
@@ -62,6 +63,7 @@ def summarize_plan(
         Bound(ScreenReader, cfg.ocr, shared),
         Bound(SpeechRecognizer, cfg.speech, shared),
         Bound(registry.resolve("text.writer", cfg.text.writer), cfg.text, shared),
+        Bound(SkimWriter, cfg.skims, shared),
     ]
     ds = apply(ds, cpu_stages, r.summarize)
     return ds.map_batches(writer, batch_size=r.write_batch, **write_args)

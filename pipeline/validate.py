@@ -118,6 +118,13 @@ RULES: dict[str, Rule] = {
     "text.colour_min_fraction": FRACTION,
     "text.motion_threshold": COUNT,
     "text.noise_flatness": FRACTION,
+    "skims.max_height": _within(16, 4320),
+    "skims.crf": _within(0, 51),
+    "skims.preset": _one_of(
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+    ),
+    "skims.threads": COUNT,
+    "skims.timeout_s": POSITIVE,
     "resources.write_batch": _at_least(1),
     "ray.num_cpus": _none_or(_at_least(1)),
     "ray.object_store_mb": _none_or(_at_least(64)),

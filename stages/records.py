@@ -328,6 +328,7 @@ class VideoRecord:
     screen_text: ScreenText | None = None
     transcript: Transcript | None = None
     text: Text | None = None
+    skim: bytes | None = None  # the summary video (MP4), when skims are enabled
     errors: dict[str, str] = field(default_factory=dict)  # stage name -> one-line reason
 
     @property

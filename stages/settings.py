@@ -133,6 +133,18 @@ class KeyframeConfig:
 
 
 @dataclass
+class SkimConfig:
+    """Summary videos (`skims/`): the selected segments as one H.264/AAC MP4 per video."""
+
+    enabled: bool = True
+    max_height: int = 360  # pixels; never scaled up
+    crf: int = 28  # x264 quality: 18 near-transparent .. 35 small; 28 is plenty at 360p
+    preset: str = "veryfast"  # x264 speed/size trade-off
+    threads: int = 0  # x264 threads (0: FFmpeg decides)
+    timeout_s: float = 600.0
+
+
+@dataclass
 class SpeechConfig:
     """What was said: Whisper tiny.en through faster-whisper (see stages/speech.py)."""
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,6 +75,22 @@ def test_every_table_holds_consistent_rows_for_the_good_videos(first_run):
         assert (kf["jpeg"].map(len) > 1000).all()
     text = summaries.set_index("video_id").loc[next(iter(ok)), "text"]
     assert "summary of" in text
+
+
+def test_each_good_video_has_a_committed_skim_as_long_as_its_summary(first_run):
+    _, out = first_run
+    summaries = pd.read_parquet(out / "summaries")
+    segments = pd.read_parquet(out / "segments")
+    assert len(summaries) == 3 and not list((out / "_staging").glob("*"))
+    for row in summaries.itertuples():
+        with av.open(str(out / row.skim_path)) as skim:
+            stream = skim.streams.video[0]
+            frames = sum(1 for _ in skim.decode(stream))
+            fps = float(stream.average_rate)
+        n_parts = int(
+            segments[(segments["video_id"] == row.video_id) & segments["selected"]].shape[0]
+        )
+        assert abs(frames / fps - row.summary_duration_s) <= n_parts / fps
 
 
 def test_features_are_kept_per_window_for_reuse(first_run):

@@ -157,3 +157,21 @@ def test_a_vacuum_killed_after_its_intent_is_finished_by_the_next_command(tmp_pa
     assert store.recover() == ["vacuum of r1: finished from its intent"]
     assert list(store.read_committed("videos")["run_id"]) == ["r2"]
     assert store.inspect(deep=True) == []
+
+
+def test_skims_are_published_checked_and_vacuumed_like_table_files(tmp_path):
+    store = Store(tmp_path)
+    for run_id in ("r1", "r2"):
+        store.stage(run_id, "videos", f"{run_id}-a", _video("a", run_id))
+        store.stage_file(run_id, "skims", f"{run_id}-a", b"\0\0\0\x20ftypisom")
+        store.commit(run_id, _run_row(run_id))
+    assert sorted(p.name for p in (tmp_path / "skims").iterdir()) == ["r1-a.mp4", "r2-a.mp4"]
+    assert store.inspect(deep=True) == []
+    (tmp_path / "skims" / "r2-a.mp4").write_bytes(b"cut")
+    assert [p.line() for p in store.inspect()] == [
+        "damaged: skims/r2-a.mp4 (3 bytes, the journal says 12)"
+    ]
+    (tmp_path / "skims" / "r2-a.mp4").write_bytes(b"\0\0\0\x20ftypisom")
+    assert "skims/r1-a.mp4: superseded, deleted" in store.vacuum(keep=1)
+    assert [p.name for p in (tmp_path / "skims").iterdir()] == ["r2-a.mp4"]
+    assert store.inspect(deep=True) == []
