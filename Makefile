@@ -8,18 +8,21 @@ STAMP := $(VENV)/.installed
 SAMPLES := samples
 OUT := out
 
-.PHONY: demo test lint bench train clean venv espeak
+.PHONY: demo test lint bench train clean venv system
 
-# Sample clips speak through espeak-ng (Debian's package). Installed where this user may
-# (root, or passwordless sudo); elsewhere the clips stay silent and the tests that need
-# speech say why they skip.
-espeak:
-	@command -v espeak-ng >/dev/null || { \
+# Debian packages: espeak-ng (the sample clips' voice) and chromium (the browser the
+# report test renders pages in). Installed where this user may (root, or passwordless
+# sudo); elsewhere the clips stay silent and the tests that need either say why they skip.
+SYSTEM_PACKAGES := espeak-ng chromium
+system:
+	@for pkg in $(SYSTEM_PACKAGES); do \
+	  command -v $$pkg >/dev/null && continue; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
-	  else echo "espeak-ng missing and no root: sample clips will not speak"; exit 0; fi; \
-	  $$SUDO apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
-	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q espeak-ng >/dev/null 2>&1; } || \
-	  echo "could not install espeak-ng: sample clips will not speak"; }
+	  else echo "$$pkg missing and no root: the tests that need it will skip"; continue; fi; \
+	  $$SUDO apt-get install -y -q $$pkg >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q $$pkg >/dev/null 2>&1; } || \
+	  echo "could not install $$pkg: the tests that need it will skip"; \
+	done
 
 venv: $(STAMP)
 
@@ -29,14 +32,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Render the sample clips (once), summarize them on a local Ray, print what came out.
+# Render the sample clips (once), summarize them on a local Ray, print what came out and
+# where the HTML report is.
 # (Clips rendered before they could speak are rendered again.)
-demo: $(STAMP) espeak
+demo: $(STAMP) system
 	@grep -qs speech_rendered $(SAMPLES)/sample-007.gt.json || \
 	  $(BIN)/vidgist samples $(SAMPLES) --count 8 --seed 0
-	$(BIN)/vidgist run --input $(SAMPLES) --output $(OUT) --config conf/local.yaml
+	$(BIN)/vidgist run --input $(SAMPLES) --output $(OUT) --config conf/local.yaml --report
 
-test: $(STAMP) espeak
+test: $(STAMP) system
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -1,4 +1,4 @@
-"""The `vidgist` command: samples, run, train."""
+"""The `vidgist` command: samples, run, check, vacuum, report, train."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 when any video fails")
     p.add_argument(
         "--force", action="store_true", help="redo videos that a committed run already holds"
+    )
+    p.add_argument(
+        "--report", action="store_true", help="write OUTPUT/report/ (HTML) when the run ends"
     )
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. select.budget=0.1"
@@ -88,7 +91,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(format_report(result))
     print()
     print(describe_outputs(Store(result.out), result.run_ids))
+    if getattr(args, "report", False):
+        _write_report(result.out, None)
     return 1 if (cfg.run.fail_on_error and result.n_error) else 0
+
+
+def _write_report(out: str, run_id: str | None) -> str:
+    from pipeline.report import build_report
+
+    t0 = time.monotonic()
+    report = build_report(out, run_id)
+    print(
+        f"report: {report.index} ({report.n_videos} videos, {report.n_files} files, "
+        f"{report.n_bytes / 2**20:.1f} MB, {time.monotonic() - t0:.1f} s)"
+    )
+    return report.index
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`vidgist report OUT [--run RUN_ID] [--open]`."""
+    from pipeline.store import Store
+
+    if not Store(args.out).folder.is_folder():
+        print(f"vidgist: error: {args.out} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        index = _write_report(args.out, args.run)
+    except ValueError as exc:
+        print(f"vidgist: error: {exc}", file=sys.stderr)
+        return 2
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(Path(index).as_uri() if Path(index).is_absolute() else index)
+    return 0
 
 
 SHOWN_SUMMARIES = 8
@@ -241,6 +277,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out", help="the output folder of vidgist run")
     p.add_argument("--keep", type=int, default=1, help="runs kept per video (default 1)")
     p.set_defaults(func=cmd_vacuum)
+
+    p = sub.add_parser(
+        "report",
+        help="write an HTML report of committed outputs",
+        description="Write OUT/report/: an index of every video (thumbnail, status, error, "
+        "summary; sortable, filterable by status) and a page per video (summary, skim, "
+        "importance curve with segments and cuts, keyframes, captions, transcript). Static "
+        "files: open OUT/report/index.html from disk.",
+    )
+    p.add_argument("out", help="the output folder of vidgist run")
+    p.add_argument("--run", help="only this committed run (default: each video's latest)")
+    p.add_argument("--open", action="store_true", help="open the index in a web browser")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "train",

@@ -100,6 +100,9 @@ class RunConfig:
     # error, the fault is the run's (a setting, the output folder, a missing library),
     # not the videos': the run stops with that error instead of committing error rows.
     max_same_error: float = 0.9
+    # When stdout is not a terminal: one progress line every this many seconds (0: none),
+    # and no Ray Data progress bars.
+    progress_s: float = 10.0
 
 
 @dataclass

@@ -10,6 +10,7 @@ import ray
 from ray.data import DataContext
 
 from pipeline.config import RayConfig, Resources
+from pipeline.progress import for_logs
 
 
 class ClusterLacks(ValueError):
@@ -34,7 +35,11 @@ def ensure_ray(cfg: RayConfig) -> None:
                 logging_level=logging.WARNING,
             )
     ctx = DataContext.get_current()
-    ctx.enable_progress_bars = cfg.progress
+    # Bars for a person at a terminal; a log gets vidgist's compact lines instead, and
+    # none of Ray Data's per-dataset INFO blocks.
+    ctx.enable_progress_bars = cfg.progress and not for_logs()
+    if for_logs():
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     # A task that fails for good (a decoder that crashes its worker, say) drops its block
     # instead of failing the run; the driver notices the missing windows or videos and
     # reports them as errors, so one hostile file never stops the others.

@@ -23,6 +23,7 @@ from pipeline.config import RunConfig, VidgistConfig, to_dict
 from pipeline.encode import encode_plan, watchdog_folder
 from pipeline.features import feature_dims
 from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
+from pipeline.progress import Progress, for_logs
 from pipeline.ray_runtime import check_fits, ensure_ray
 from pipeline.schemas import VIDEOS
 from pipeline.sources import list_inputs, make_sources, split_done
@@ -211,6 +212,7 @@ def _run(
     log(f"{len(sources)} inputs, {len(todo)} to process, {len(skipped)} already done")
 
     reports, run_ids = [], []
+    progress = Progress(len(todo), log, cfg.run.progress_s if for_logs() else 0.0)
     if todo:
         ensure_ray(cfg.ray)
         scorer = registry.pass1_part(registry.resolve("shots.detector", cfg.shots.detector))
@@ -223,7 +225,9 @@ def _run(
                 log(f"batch {k + 1}{of}: {len(batch)} videos, run {run_id}")
                 started = datetime.now(timezone.utc)
                 try:
-                    report, keep = _batch(cfg, store, run_id, versions, batch, encode_only, log)
+                    report, keep = _batch(
+                        cfg, store, run_id, versions, batch, encode_only, log, progress
+                    )
                     _check_systemic(report, cfg.run.max_same_error)
                 except BaseException:
                     # Nothing of a batch that did not finish is published.
@@ -271,6 +275,7 @@ def _batch(
     batch: list[VideoRef],
     encode_only: bool,
     log: Callable[[str], None],
+    progress: Progress,
 ) -> tuple[pd.DataFrame, set[str]]:
     """Both passes over one batch into the run's staging: its report, and the staged
     files to publish."""
@@ -278,7 +283,7 @@ def _batch(
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
     log("pass 1/2: decode + encode")
     ds1 = encode_plan(items, cfg, store.root, run_id, *versions.features)
-    receipts = ds1.iter_batches(**_BATCHES)
+    receipts = progress.windows(ds1.iter_batches(**_BATCHES), cfg.decode.fps)
     crashes = watchdog_folder(store.root, run_id)
     try:
         records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
@@ -289,8 +294,11 @@ def _batch(
     if encode_only:
         report = _write_video_rows(store, run_id, records, "features", keep)
     else:
-        log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text")
-        report = _summarize(cfg, store, run_id, versions.model, records, keep, log)
+        log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text + skim")
+        report = _summarize(cfg, store, run_id, versions.model, records, keep, log, progress)
+    if encode_only:
+        ok = int((report["status"] == "ok").sum())
+        progress.finished(ok, len(report) - ok)
     return report, keep
 
 
@@ -366,6 +374,7 @@ def _summarize(
     records: list[VideoRecord],
     keep: set[str],
     log: Callable[[str], None],
+    progress: Progress,
 ) -> pd.DataFrame:
     """Pass 2; any video whose result never came back becomes an error row."""
     files = sorted({f for r in records if r.ok for f in r.feature_files})
@@ -373,7 +382,11 @@ def _summarize(
     shared = replace(cfg.decode.shared(), visual_dim=visual_dim, audio_dim=audio_dim)
     items = [pass2_row(r) for r in records]
     ds2 = summarize_plan(items, cfg, store.root, run_id, mversion, shared)
-    batches = [pd.DataFrame(b) for b in ds2.iter_batches(**_BATCHES)]
+    batches = []
+    for b in ds2.iter_batches(**_BATCHES):
+        batches.append(pd.DataFrame(b))
+        ok = int((batches[-1]["status"] == "ok").sum())
+        progress.finished(ok, len(batches[-1]) - ok)
     report = (
         pd.concat(batches, ignore_index=True)
         if batches
@@ -386,6 +399,7 @@ def _summarize(
     for r in lost:
         r.errors["summarize"] = LOST_IN_PASS2
     if lost:
+        progress.finished(0, len(lost))
         log(f"{len(lost)} videos lost in pass 2 are reported as errors")
         report = pd.concat(
             [report, _write_video_rows(store, run_id, lost, "lost", keep)], ignore_index=True

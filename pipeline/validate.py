@@ -132,6 +132,7 @@ RULES: dict[str, Rule] = {
     "run.batch_videos": COUNT,
     "run.batch_minutes": COUNT,
     "run.max_same_error": _within(0, 1, lo_open=True),
+    "run.progress_s": COUNT,
 }
 
 RESOURCE_RULES: dict[str, Rule] = {

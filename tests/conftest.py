@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,24 @@ def ray_session():
 
 def local_overrides() -> list[str]:
     return ["ray.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory, tiny_clip, silent_clip, rotated_clip, bad_inputs):
+    """Three good clips and three broken files in one folder."""
+    folder = tmp_path_factory.mktemp("inputs")
+    for p in (tiny_clip, silent_clip, rotated_clip, *bad_inputs.values()):
+        shutil.copy(p, folder / p.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def first_run(ray_session, inputs, tmp_path_factory):
+    """One pipeline run over `inputs` (shared by the pipeline and report tests; later
+    pipeline tests add runs to its OUT)."""
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    out = tmp_path_factory.mktemp("out")
+    cfg = load_config("local.yaml", local_overrides())
+    return run_pipeline(cfg, str(inputs), str(out), log=lambda _: None), out

@@ -2,6 +2,7 @@
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from PIL import Image
 
 from stages.metrics import word_errors
 
+ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
@@ -30,7 +32,10 @@ def demo(tmp_path_factory):
     made = _vidgist("samples", str(samples), "--count", "3", "--seed", "0")
     assert "3 clips" in made.stdout
     (samples / "broken.mp4").write_bytes(b"\x00" * 1000)
-    ran = _vidgist("run", "--input", str(samples), "--output", str(out), "ray.progress=false")
+    # Output to a pipe, as in a scheduled job's log.
+    ran = _vidgist(
+        "run", "--input", str(samples), "--output", str(out), "--report", "run.progress_s=2"
+    )
     return samples, out, ran
 
 
@@ -39,6 +44,44 @@ def test_run_prints_a_per_video_table_and_where_the_outputs_are(demo):
     assert ran.returncode == 0, ran.stderr[-2000:]
     assert "3 ok, 1 error, 0 skipped" in ran.stdout
     assert "broken.mp4" in ran.stdout and f"outputs in {out}" in ran.stdout
+    assert f"report: {out}/report/index.html (4 videos," in ran.stdout
+
+
+def test_a_run_logging_to_a_pipe_prints_compact_progress_lines_not_ray_blocks(demo):
+    _, _, ran = demo
+    lines = [x for x in ran.stdout.splitlines() if x.startswith("progress: ")]
+    assert lines and re.fullmatch(
+        r"progress: \d+/4 videos done, \d+ errors; \d+ s of video decoded at [\d.]+ s/s; "
+        r"ETA (-|\d+m\d\ds)",
+        lines[-1],
+    )
+    for noise in ("Execution plan", "Starting execution of Dataset", "Running Dataset"):
+        assert noise not in ran.stdout + ran.stderr
+
+
+def _readme_python(heading: str) -> list[str]:
+    """The ```python blocks of README.md that follow `heading`'s paragraph."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading) :]
+    return re.findall(r"```python\n(.*?)```", section[: section.index("`videos/`")], re.S)
+
+
+def test_the_readme_duckdb_and_pandas_snippets_run_as_written(demo, tmp_path, monkeypatch):
+    _, out, _ = demo
+    (tmp_path / "out").symlink_to(out)
+    monkeypatch.chdir(tmp_path)
+    blocks = _readme_python("The latest committed summary of each video")
+    assert len(blocks) == 2
+    frames = []
+    for code in blocks:
+        scope: dict = {}
+        exec(compile(code, "README.md", "exec"), scope)
+        frames.append(scope["latest"])
+    videos = pd.read_parquet(out / "videos")
+    ok = set(videos.loc[videos["status"] == "ok", "video_id"])
+    for latest in frames:
+        assert len(latest) == len(ok) == 3
+        assert latest["jpeg"].map(len).min() > 1000 and latest["skim_path"].notna().all()
 
 
 def test_every_good_video_has_a_summary_and_keyframes_at_display_size(demo):

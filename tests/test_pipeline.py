@@ -14,21 +14,6 @@ from pipeline.store import Store
 from tests.conftest import local_overrides
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory, tiny_clip, silent_clip, rotated_clip, bad_inputs):
-    folder = tmp_path_factory.mktemp("inputs")
-    for p in (tiny_clip, silent_clip, rotated_clip, *bad_inputs.values()):
-        shutil.copy(p, folder / p.name)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def first_run(ray_session, inputs, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    cfg = load_config("local.yaml", local_overrides())
-    return run_pipeline(cfg, str(inputs), str(out), log=lambda _: None), out
-
-
 def test_good_videos_are_summarized_and_bad_ones_are_error_rows(first_run):
     result, out = first_run
     videos = pd.read_parquet(out / "videos")
