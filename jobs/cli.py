@@ -202,7 +202,9 @@ def describe_outputs(store, run_ids: list[str]) -> str:
     for table in TABLES:
         frame = store.read_committed(table, ["run_id"])
         lines.append(f"  {table + '/':<12} {len(frame):>6} row{'' if len(frame) == 1 else 's'}")
-    summaries = store.read_committed("summaries", ["video_id", "text", "run_id"])
+    summaries = store.read_committed("summaries", ["video_id", "text", "run_id", "skim_path"])
+    n_skims = int(summaries["skim_path"].notna().sum())
+    lines.append(f"  {'skims/':<12} {n_skims:>6} summary video{'' if n_skims == 1 else 's'}")
     videos = store.read_committed("videos", ["video_id", "uri", "run_id"])
     mine = summaries[summaries["run_id"].isin(run_ids)].merge(
         videos[videos["run_id"].isin(run_ids)], on=["video_id", "run_id"]
