@@ -95,7 +95,9 @@ class Browser:
                         errors.append(p["exceptionDetails"].get("text", "exception"))
                     elif method == "Log.entryAdded" and p["entry"]["level"] == "error":
                         errors.append(p["entry"]["text"] + " " + p["entry"].get("url", ""))
-                    elif method == "Network.loadingFailed":
+                    elif method == "Network.loadingFailed" and not p.get("canceled"):
+                        # (A media element cancels its own range requests once it has
+                        # what it wants: those are not failures.)
                         errors.append(f"load failed: {p.get('errorText')}")
                     elif method == "Page.loadEventFired" and not loaded.done():
                         loaded.set_result(True)
