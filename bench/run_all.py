@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, kill, ledger, long_video, pipeline, recognition, shots
+from bench import decode, encoders, kill, ledger, long_video, pipeline, recognition, report, shots
 
 
 def main() -> None:
@@ -22,6 +22,8 @@ def main() -> None:
     kill.main([])
     print("\n== the ledger with 1,000,000 inputs ==")
     ledger.main([])
+    print("\n== skims and the HTML report ==")
+    report.main([])
 
 
 if __name__ == "__main__":
