@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_config
+from pipeline.progress import Progress
 from pipeline.run import run_pipeline
 from pipeline.store import Store
 from tests.conftest import local_overrides
@@ -189,7 +190,10 @@ def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(run_module, "summarize_plan", lambda *a, **k: OnlyFirstReturns())
     records = [VideoRecord(VideoRef(v, f"/{v}.mp4"), n_sampled=2) for v in ("a", "b")]
     keep: set[str] = set()
-    report = _summarize(load_config(None), Store(tmp_path), "r1", "m", records, keep, print)
+    progress = Progress(len(records), print, every_s=0.0)
+    report = _summarize(
+        load_config(None), Store(tmp_path), "r1", "m", records, keep, print, progress
+    )
     lost = report[report["video_id"] == "b"].iloc[0]
     assert (lost["status"], lost["error"]) == ("error", f"summarize: {LOST_IN_PASS2}")
     assert any("r1-lost" in f for f in keep)
