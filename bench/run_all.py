@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from bench import decode, encoders, kill, ledger, long_video, pipeline, recognition, report, shots
+from bench import (
+    cluster,
+    decode,
+    encoders,
+    kill,
+    ledger,
+    long_video,
+    pipeline,
+    recognition,
+    report,
+    shots,
+)
 
 
 def main() -> None:
@@ -24,6 +35,8 @@ def main() -> None:
     ledger.main([])
     print("\n== skims and the HTML report ==")
     report.main([])
+    print("\n== two Ray nodes against one on the same cores ==")
+    cluster.main([])
 
 
 if __name__ == "__main__":

@@ -142,8 +142,9 @@ class Cluster:
     ended with everything it started (`ray stop` would end every Ray on the machine, the
     test session's and other tests' included)."""
 
-    def __init__(self, env: dict[str, str], logs: Path, temp: Path):
+    def __init__(self, env: dict[str, str], logs: Path, temp: Path, cpus: int = NODE_CPUS):
         self.env = env
+        self.cpus = cpus  # per node
         self.logs = logs
         # Its own root for Ray's session files (and its address file, which a plain
         # `ray.init()` on this machine would otherwise follow to this cluster).
@@ -163,7 +164,7 @@ class Cluster:
             f"--dashboard-port={free_port()}",
             *_node_ports(),
             f"--temp-dir={self.temp}",
-            f"--num-cpus={NODE_CPUS}",
+            f"--num-cpus={self.cpus}",
             "--object-store-memory=200000000",
             "--disable-usage-stats",
         )
@@ -186,7 +187,7 @@ class Cluster:
             "--block",
             *_node_ports(),
             f"--temp-dir={self.temp}",
-            f"--num-cpus={NODE_CPUS}",
+            f"--num-cpus={self.cpus}",
             "--object-store-memory=200000000",
             "--disable-usage-stats",
         )
@@ -199,7 +200,7 @@ class Cluster:
             "-c",
             HOLD_HEAD,
             self.address,
-            str(NODE_CPUS),
+            str(self.cpus),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
