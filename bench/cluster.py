@@ -17,10 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.common import ROOT, ensure_samples, save
+from bench.common import ROOT, ensure_samples, run_measured, save
 
 BIN = Path(sys.executable).parent
 WAIT_FOR_NODES = """
@@ -50,9 +49,10 @@ def _timed_run(nodes: int, samples: Path, tmp: Path) -> float:
         subprocess.run(wait, env=env, check=True)
         cmd = [str(BIN / "vidgist"), "run", "--input", str(samples), "--output"]
         cmd += [str(tmp / f"out-{nodes}"), "--address", cluster.address, "run.progress_s=0"]
-        t0 = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-        return time.perf_counter() - t0
+        ran = run_measured(cmd, env=env)
+        if ran["rc"]:
+            raise RuntimeError(f"vidgist run failed:\n{ran['output'][-2000:]}")
+        return ran["wall_s"]
     finally:
         cluster.close()
         shutil.rmtree(temp, ignore_errors=True)

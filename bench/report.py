@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,15 +23,16 @@ import av
 import pandas as pd
 import pyarrow as pa
 
-from bench.common import ROOT, ensure_samples, save
+from bench.common import ROOT, ensure_samples, run_measured, save
 
 
 def _run(samples: Path, out: Path, skims: bool) -> float:
     cmd = [str(Path(sys.executable).parent / "vidgist"), "run", "--input", str(samples)]
     cmd += ["--output", str(out), f"skims.enabled={str(skims).lower()}", "run.progress_s=0"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - t0
+    ran = run_measured(cmd)
+    if ran["rc"]:
+        raise RuntimeError(f"vidgist run failed:\n{ran['output'][-2000:]}")
+    return ran["wall_s"]
 
 
 def _skim_frames_off(out: Path) -> list[float]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from dataclasses import dataclass
 
 import pandas as pd
 
 from pipeline.store import Store
+from stages.text import clock, span
 
 PAGE_ROWS = 100  # index rows shown at once (the script pages through the rest)
 SEGMENT_COLUMNS = ["video_id", "run_id", "seg_index", "start_s", "end_s", "selected", "boundary"]
@@ -137,10 +137,6 @@ def _text(x) -> str:
     return "" if _missing(x) else str(x)
 
 
-def clock(t: float) -> str:
-    return f"{int(t // 60)}:{t % 60:04.1f}"
-
-
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222;
 padding:0 16px}table{border-collapse:collapse;width:100%}
@@ -240,22 +236,21 @@ def _video_page(v, summary, segs: pd.DataFrame, score, images, transcript) -> st
         parts.append("<h2>Keyframes</h2>")
         for name, t, s in images:
             parts.append(
-                f"<div class='kf'><img src='../{name}' alt='keyframe at {clock(t)}'>"
-                f"<span class='muted'>{clock(t)} · importance {s:.2f}</span></div>"
+                f"<div class='kf'><img src='../{name}' alt='keyframe at {clock(t, True)}'>"
+                f"<span class='muted'>{clock(t, True)} · importance {s:.2f}</span></div>"
             )
     if summary is not None and len(summary["captions"]):
         parts.append("<h2>Captions</h2><table><tr><th>time</th><th>caption</th></tr>")
         for c in summary["captions"]:
             parts.append(
-                f"<tr><td>{clock(c['start_s'])}-{clock(c['end_s'])}</td>"
-                f"<td>{esc(c['text'])}</td></tr>"
+                f"<tr><td>{span(c['start_s'], c['end_s'])}</td><td>{esc(c['text'])}</td></tr>"
             )
         parts.append("</table>")
     if transcript is not None and len(transcript):
         parts.append("<h2>Transcript</h2><table><tr><th>time</th><th>said</th></tr>")
         for t in transcript.itertuples():
             said = esc(t.text) if t.kind == "speech" else "<i class='muted'>(unclear)</i>"
-            parts.append(f"<tr><td>{clock(t.start_s)}-{clock(t.end_s)}</td><td>{said}</td></tr>")
+            parts.append(f"<tr><td>{span(t.start_s, t.end_s)}</td><td>{said}</td></tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -321,8 +316,3 @@ def _tick_step(end: float) -> float:
         if end / step <= 12:
             return float(step)
     return 7200.0
-
-
-def local_index(report: Report) -> str | None:
-    """The file path of a local report's index (None in an object store)."""
-    return report.index if os.path.isabs(report.index) else None

@@ -293,12 +293,11 @@ def _batch(
     keep |= {f for r in records for f in r.feature_files}
     if encode_only:
         report = _write_video_rows(store, run_id, records, "features", keep)
+        ok = int((report["status"] == "ok").sum())
+        progress.finished(ok, len(report) - ok)
     else:
         log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text + skim")
         report = _summarize(cfg, store, run_id, versions.model, records, keep, log, progress)
-    if encode_only:
-        ok = int((report["status"] == "ok").sum())
-        progress.finished(ok, len(report) - ok)
     return report, keep
 
 
