@@ -74,3 +74,17 @@ def test_variable_frame_rate_clip_has_uneven_timestamps(tmp_path):
     steps = np.unique(np.round(np.diff(times), 4))
     assert len(steps) > 1
     assert len(truth_of(path)["frame_times"]) == len(times)
+
+
+def test_long_clips_last_one_to_three_minutes_and_keep_every_special_case():
+    specs = [make_clip_spec(202, i, long=True) for i in range(4)]
+    assert all(60 <= sum(s.duration_s for s in spec.shots) <= 180 for spec in specs)
+    assert [s.has_audio for s in specs[:2]] == [True, False] and specs[2].vfr
+
+
+def test_each_annotator_summarizes_what_their_own_scores_rank_high():
+    gt = ground_truth(make_clip_spec(5, 4))
+    scores, summaries = np.asarray(gt["user_scores"]), np.asarray(gt["user_summary"], bool)
+    assert scores.shape == summaries.shape == (len(summaries), gt["n_frames"])
+    for score, chosen in zip(scores, summaries, strict=True):
+        assert score[chosen].mean() > score[~chosen].mean()

@@ -17,7 +17,7 @@ from jobs.samples.world import ClipSpec, make_clip_spec
 __all__ = ["VERSION", "ClipSpec", "generate_samples", "make_clip_spec", "write_clip"]
 
 # Bumped whenever the same (seed, index) would render other bytes or other ground truth.
-VERSION = 2  # 2: spoken sentences (espeak-ng) and title cards
+VERSION = 3  # 2: spoken sentences (espeak-ng) and title cards; 3: user_scores
 
 
 def write_clip(spec: ClipSpec, out_dir: Path) -> Path:
@@ -43,11 +43,13 @@ def generate_samples(
     count: int = 8,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    long: bool = False,
 ) -> list[Path]:
-    """Render clips 0..count-1 of the set drawn with `seed` into out_dir."""
+    """Render clips 0..count-1 of the set drawn with `seed` into out_dir (`long`: clips of
+    1-3 minutes, for held-out evaluation on longer videos than training saw)."""
     paths = []
     for index in range(count):
-        spec = make_clip_spec(seed, index)
+        spec = make_clip_spec(seed, index, long)
         path = write_clip(spec, Path(out_dir))
         if progress:
             progress(

@@ -3,7 +3,9 @@
 `gtscore` says how much happens at each 2 fps pick, in both modalities: a moving object
 with a sound matters most, an empty silent shot least. `user_summary` simulates several
 annotators who each pick about 15% of the clip from their own noisy view of that score,
-the way SumMe/TVSum users did, so F1 against them has the same meaning as on those sets.
+the way SumMe/TVSum users did, so F1 against them has the same meaning as on those sets;
+`user_scores` is each annotator's view per frame (TVSum's per-user annotations), which
+rank correlation after Otani et al. compares with.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def ground_truth(spec: ClipSpec) -> dict:
         )
     weights = np.array([e - s for s, e in chunks])
     capacity = int(np.floor(SUMMARY_FRACTION * n_frames))
-    user_summary = []
+    user_summary, user_scores = [], []
     shot_of_chunk = (
         np.searchsorted([c[0] for c in change_points], [c[0] for c in chunks], side="right") - 1
     )
@@ -93,6 +95,10 @@ def ground_truth(spec: ClipSpec) -> dict:
             if c:
                 summary[s:e] = 1
         user_summary.append(summary.tolist())
+        view = np.zeros(n_frames)
+        for (s, e), v in zip(chunks, values, strict=True):
+            view[s:e] = v
+        user_scores.append([round(float(x), 3) for x in view])
 
     truth = {
         "name": spec.name,
@@ -111,6 +117,7 @@ def ground_truth(spec: ClipSpec) -> dict:
         "cut_times": [round(s.start_s, 4) for s in spec.shots[1:]],
         "gtscore": [round(float(x), 4) for x in importance(spec, pick_times)],
         "user_summary": user_summary,
+        "user_scores": user_scores,
         "shots": [
             {
                 "start_s": round(s.start_s, 4),

@@ -200,17 +200,19 @@ def random_sound(rng: np.random.Generator, duration_s: float, kind: str | None =
     return SoundSpec("tone", pitch, onset, length, level)
 
 
-def _shot_durations(rng: np.random.Generator) -> list[float]:
-    """3-8 shots of 2-10 s whose total lies in 10-60 s (redrawn until it does)."""
+def _shot_durations(rng: np.random.Generator, long: bool) -> list[float]:
+    """3-8 shots of 2-10 s whose total lies in 10-60 s (redrawn until it does); a long
+    clip has 12-24 such shots and lasts 60-180 s."""
+    shots, total = ((12, 25), (60.0, 180.0)) if long else ((3, 9), (10.0, 60.0))
     while True:
-        n = int(rng.integers(3, 9))
+        n = int(rng.integers(*shots))
         durations = [round(float(rng.uniform(2.0, 10.0)), 2) for _ in range(n)]
-        if 10.0 <= sum(durations) <= 60.0:
+        if total[0] <= sum(durations) <= total[1]:
             return durations
 
 
-def make_clip_spec(seed: int, index: int) -> ClipSpec:
-    """Describe sample clip `index` of the set drawn with `seed`.
+def make_clip_spec(seed: int, index: int, long: bool = False) -> ClipSpec:
+    """Describe sample clip `index` of the set drawn with `seed` (`long`: 1-3 minutes).
 
     The first clips of every set carry the special cases, so that any set of three or
     more holds a dissolve (clip 0), a clip without audio (clip 1) and a variable frame
@@ -225,7 +227,7 @@ def make_clip_spec(seed: int, index: int) -> ClipSpec:
     fps = FRAME_RATES[index % 3] if index < 3 else _pick(rng, FRAME_RATES)
     vfr = index == 2
     has_audio = index != 1
-    durations = _shot_durations(rng)
+    durations = _shot_durations(rng, long)
     shots: list[ShotSpec] = []
     start = 0.0
     previous_colour = None
