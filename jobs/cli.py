@@ -1,4 +1,4 @@
-"""The `vidgist` command: samples, run, check, vacuum, report, train."""
+"""The `vidgist` command: samples, run, check, vacuum, report, eval, train."""
 
 from __future__ import annotations
 
@@ -230,6 +230,12 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from jobs.evaluate import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vidgist", description="Video summarization batch pipeline."
@@ -292,6 +298,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="only this committed run (default: each video's latest)")
     p.add_argument("--open", action="store_true", help="open the index in a web browser")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "eval",
+        help="score summaries with the SumMe/TVSum protocol",
+        description="F1 (knapsack over the annotated shots, 15%% of the frames), Kendall tau "
+        "and Spearman rho (Otani et al.), the random floor and PoR, per video and on "
+        "average, with the definitions of the public reference code (DR-DSN, DSNet).",
+    )
+    from jobs.evaluate import add_arguments as add_eval_arguments
+
+    add_eval_arguments(p)
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser(
         "train",

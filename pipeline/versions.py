@@ -56,13 +56,7 @@ def check_fusion_matches_encoder(cfg: VidgistConfig) -> None:
     if path is None:
         return
     _, meta = ckpt.load(path)
-    trained_on = meta.get("encoder_version")
-    current, _ = encoder_version(cfg)
-    if trained_on and trained_on != current:
-        raise ckpt.CheckpointMismatch(
-            f"fusion checkpoint {path} was trained on features {trained_on!r}, but this config "
-            f"produces {current!r}; retrain with `vidgist train` or set fusion.checkpoint"
-        )
+    fusion.refuse_other_features(meta, encoder_version(cfg)[0], path)
 
 
 def model_version(cfg: VidgistConfig) -> str:

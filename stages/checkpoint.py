@@ -41,9 +41,12 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return payload["state_dict"], json.loads(payload["meta_json"])
 
 
-def check_matches(meta: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
-    """Raise CheckpointMismatch naming every architecture field that differs."""
-    arch = meta.get("architecture", {})
+def check_matches(
+    meta: dict[str, Any], expected: dict[str, Any], path: Path, defaults: dict | None = None
+) -> None:
+    """Raise CheckpointMismatch naming every architecture field that differs; `defaults`
+    stand in for fields that checkpoints written before them lack."""
+    arch = {**(defaults or {}), **meta.get("architecture", {})}
     diffs = [
         f"{k}: checkpoint {arch.get(k)!r} vs config {v!r}"
         for k, v in expected.items()
@@ -54,7 +57,11 @@ def check_matches(meta: dict[str, Any], expected: dict[str, Any], path: Path) ->
 
 
 def load_into(
-    model: torch.nn.Module, spec: str, bundled_name: str, architecture: dict[str, Any]
+    model: torch.nn.Module,
+    spec: str,
+    bundled_name: str,
+    architecture: dict[str, Any],
+    defaults: dict | None = None,
 ) -> dict[str, Any]:
     """Load checkpoint `spec` ('bundled', 'none' or a path) into `model` after checking that
     it was trained for `architecture`; returns its metadata ({} for a seeded init)."""
@@ -62,7 +69,7 @@ def load_into(
     if path is None:
         return {}
     state, meta = load(path)
-    check_matches(meta, architecture, path)
+    check_matches(meta, architecture, path, defaults)
     model.load_state_dict(state)
     return meta
 

@@ -26,8 +26,11 @@ from stages.settings import FusionConfig, Shared
 BUNDLED = "fusion.pt"
 
 
+INPUTS = ("visual+audio", "visual", "audio")
+
+
 def architecture(cfg: FusionConfig, visual_dim: int, audio_dim: int) -> dict:
-    keys = ("d_model", "heads", "layers", "ff")
+    keys = ("d_model", "heads", "layers", "ff", "inputs")
     return {**{k: asdict(cfg)[k] for k in keys}, "visual_dim": visual_dim, "audio_dim": audio_dim}
 
 
@@ -54,8 +57,12 @@ class TemporalAttentionScorer(nn.Module):
         layers: int,
         ff: int,
         dropout: float,
+        inputs: str = "visual+audio",
     ):
         super().__init__()
+        if inputs not in INPUTS:
+            raise ValueError(f"fusion.inputs must be one of {INPUTS}, not {inputs!r}")
+        self.sees_visual, self.sees_audio = "visual" in inputs, "audio" in inputs
         self.visual_in = nn.Sequential(nn.LayerNorm(visual_dim), nn.Linear(visual_dim, d_model))
         # Change between neighbouring frames: a pooled CNN vector barely moves when an
         # object moves, but its frame-to-frame difference does.
@@ -77,9 +84,12 @@ class TemporalAttentionScorer(nn.Module):
         offset: int = 0,  # position of the first step (a chunk of a longer sequence)
     ) -> torch.Tensor:
         """Importance [B, T] in [0, 1]."""
-        change = torch.diff(visual, dim=1, prepend=visual[:, :1])
-        x = self.visual_in(visual) + self.change_in(change)
-        x = x + self.audio_in(audio) * audio_mask[..., None].to(visual.dtype)
+        x = torch.zeros(*visual.shape[:2], self.d_model, device=visual.device, dtype=visual.dtype)
+        if self.sees_visual:
+            change = torch.diff(visual, dim=1, prepend=visual[:, :1])
+            x = x + self.visual_in(visual) + self.change_in(change)
+        if self.sees_audio:
+            x = x + self.audio_in(audio) * audio_mask[..., None].to(visual.dtype)
         x = x + sinusoid(x.shape[1], self.d_model, x.device, offset).to(x.dtype)
         ctx = self.norm(self.encoder(x))
         return torch.sigmoid(self.head(ctx).squeeze(-1))
@@ -93,8 +103,34 @@ def describe(cfg: FusionConfig) -> tuple[str, bool]:
 
 def build_model(cfg: FusionConfig, visual_dim: int, audio_dim: int) -> TemporalAttentionScorer:
     return TemporalAttentionScorer(
-        visual_dim, audio_dim, cfg.d_model, cfg.heads, cfg.layers, cfg.ff, cfg.dropout
+        visual_dim, audio_dim, cfg.d_model, cfg.heads, cfg.layers, cfg.ff, cfg.dropout, cfg.inputs
     )
+
+
+def refuse_other_features(meta: dict, features: str, path) -> None:
+    """A model scores only the features it was trained on: another backbone's vectors (even
+    of the same width) mean other things in every dimension."""
+    trained_on = meta.get("encoder_version")
+    if trained_on and trained_on != features:
+        raise ckpt.CheckpointMismatch(
+            f"fusion checkpoint {path} was trained on features {trained_on!r}, not on "
+            f"{features!r}; retrain it on these with `vidgist train` or pick another checkpoint"
+        )
+
+
+def load_trained(path, features: str, device: str = "auto") -> FusionScorer:
+    """The fusion stage for a checkpoint file, built from its own metadata, after checking
+    that `features` (an encoder version or a data set's backbone) is what it was trained on."""
+    _, meta = ckpt.load(path)
+    refuse_other_features(meta, features, path)
+    arch = meta["architecture"]
+    cfg = FusionConfig(
+        **{k: arch[k] for k in ("d_model", "heads", "layers", "ff")},
+        inputs=arch.get("inputs", "visual+audio"),
+        checkpoint=str(path),
+        device=device,
+    )
+    return FusionScorer(cfg, Shared(visual_dim=arch["visual_dim"], audio_dim=arch["audio_dim"]))
 
 
 def chunk_spans(length: int, size: int) -> list[tuple[int, int]]:
@@ -129,7 +165,10 @@ class FusionScorer(VideoStage):
             raise ValueError("fusion needs the stored feature widths: shared.visual_dim/audio_dim")
         self.model = build_model(self.cfg, *dims)
         arch = architecture(self.cfg, *dims)
-        self.meta = ckpt.load_into(self.model, self.cfg.checkpoint, BUNDLED, arch)
+        # Checkpoints from before `inputs` existed saw both modalities.
+        self.meta = ckpt.load_into(
+            self.model, self.cfg.checkpoint, BUNDLED, arch, {"inputs": "visual+audio"}
+        )
         self.version, self.trained = self.describe(self.cfg)
         self.model.eval().to(self.device)
 
@@ -156,6 +195,13 @@ class FusionScorer(VideoStage):
             total[a:b] += s.float().cpu().numpy() * w
             weight[a:b] += w
         return (total / weight).astype(np.float32)
+
+    def score_visual(self, visual: np.ndarray) -> np.ndarray:
+        """Importance from visual features alone (data sets without sound, e.g. SumMe's h5)."""
+        t = len(visual)
+        return self.score(
+            visual, np.zeros((t, self.shared.audio_dim), np.float32), np.zeros(t, bool)
+        )
 
     def __call__(self, record: VideoRecord) -> VideoRecord:
         f = record.features

@@ -90,6 +90,9 @@ class FusionConfig:
     layers: int = 2
     ff: int = 256
     dropout: float = 0.1
+    # What the model sees: visual+audio, or one of them (the single-modality baselines of
+    # bench/quality.py; also for archives whose sound says nothing).
+    inputs: str = "visual+audio"
     max_context: int = 1024  # frames per attention chunk (8.5 min at 2 fps)
     checkpoint: str = "bundled"  # bundled | none (seeded init) | a file path
     device: str = "auto"
