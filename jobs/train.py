@@ -1,22 +1,30 @@
-"""`vidgist train`: the checkpoints the defaults need, trained and measured on sample clips.
+"""`vidgist train`: fit the fusion model, and measure it with the SumMe/TVSum protocol.
 
-1. Sample clips: a training set and a held-out test set drawn with different seeds.
-2. Audio encoder: the log-mel BiGRU learns to tell the sample world's sound events
-   apart, frame by frame (accuracy measured on the test clips).
-3. Features: pass 1 of the real pipeline, with that audio encoder, on both sets.
-4. Fusion: temporal attention regresses the ground-truth importance (`gtscore`) of the
-   training clips, early-stopped on a validation split of the training set.
-5. Evaluation on the test clips through the real selection (KTS + knapsack): F1 against
-   the simulated annotators and rank correlation with gtscore, next to random scores
-   and to the ground truth itself fed through the same selection (the ceiling).
+Three sources of videos, one training loop (stages/fusion_train.py):
+
+- sample clips (the default, and the recipe of the shipped checkpoints): a training set
+  and a held-out test set of longer clips, drawn with different seeds; the audio encoder
+  learns the sample world's sound events (or the shipped one is kept: audio_epochs=0);
+  pass 1 of the real pipeline encodes both sets; the fusion model fits `gtscore`
+  (objective=supervised) or the clips alone (objective=unsupervised), early-stopped on a
+  validation split of the training set; `vidgist eval`'s protocol scores it on the test set
+  next to random scores and the ground truth itself (the ceiling).
+- an archive without labels (`vidgist train --input DIR`): pass 1 over its videos, then
+  unsupervised fitting, early-stopped on a validation split of its videos;
+- an eccv16 h5 file (`vidgist train --h5 summe.h5`): supervised on its features and
+  `gtscore`, with a seeded test split that is scored by the protocol.
+
+Features are read from the committed features table: training again never decodes again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +37,19 @@ from torch import nn
 from jobs.samples import VERSION as SAMPLES_VERSION
 from jobs.samples import generate_samples
 from pipeline.config import VidgistConfig, find_profile, load_config
+from pipeline.datasets import AnnotatedVideo, load_dataset, scores_at_picks
 from pipeline.features import features_from_table
 from pipeline.run import run_pipeline
-from pipeline.sources import canonical_uri, make_sources
+from pipeline.sources import list_inputs, make_sources
 from pipeline.store import Store
 from pipeline.versions import encoder_version, features_version
 from stages import audio as audio_stage
 from stages import checkpoint as ckpt
 from stages import fusion as fusion_stage
 from stages.decode import Decoder
-from stages.metrics import kendall_tau, machine_summary, spearman_rho, summary_f1
+from stages.fusion_train import FitConfig, FitResult, Sequence, fit, split
+from stages.protocol import evaluate_video, mean_result
 from stages.records import Features
-from stages.select import Selector
-from stages.shots import KTSShots
 
 REPO_CHECKPOINTS = Path(__file__).resolve().parent.parent / "stages" / "checkpoints"
 
@@ -51,20 +59,31 @@ class TrainConfig:
     work: str = ".vidgist-train"  # samples, features and logs go here
     out: str = str(REPO_CHECKPOINTS)  # where audio_rnn.pt and fusion.pt are written
     pipeline: str = "local.yaml"  # profile for the feature-extraction run
-    train_count: int = 80
+    objective: str = "supervised"  # or unsupervised (no labels needed)
+    input: str = ""  # an archive (as `vidgist run --input`): unsupervised fitting on it
+    h5: str = ""  # an eccv16 h5 file (SumMe/TVSum): supervised fitting on its gtscore
+    output: str = ""  # the fusion checkpoint of --input/--h5 runs (default <work>/fusion.pt)
+    inputs: str = "visual+audio"  # what the fusion model sees (fusion.inputs)
+    train_count: int = 200
     test_count: int = 12
     train_seed: int = 101
     test_seed: int = 202
+    test_long: bool = True  # held-out clips of 1-3 minutes: longer than any training clip
     val_fraction: float = 0.2
-    audio_epochs: int = 25
+    test_fraction: float = 0.2  # h5 only: the videos held out for the protocol
+    metric: str = "avg"  # F1 over annotators: avg (TVSum) or max (SumMe)
+    audio_epochs: int = 25  # 0 keeps the shipped audio encoder
     audio_crop_frames: int = 8  # train the audio RNN on 4 s crops
     audio_lr: float = 3e-3
     fusion_epochs: int = 300
     fusion_lr: float = 5e-4
     weight_decay: float = 1e-4
     patience: int = 40
+    episodes: int = 5  # unsupervised: sampled selections per video and step
+    selection_rate: float = 0.15  # unsupervised: the mean selection probability aimed at
     random_trials: int = 100
     seed: int = 0
+    device: str = "cpu"  # where the fusion model trains (cuda when there is one)
     overrides: list[str] = field(default_factory=list)  # key=value for the pipeline config
 
 
@@ -72,13 +91,14 @@ def _log(msg: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _samples(directory: Path, count: int, seed: int) -> list[Path]:
+def _samples(directory: Path, count: int, seed: int, long: bool = False) -> list[Path]:
     videos = [directory / f"sample-{i:03d}.mp4" for i in range(count)]
     marker = directory / ".complete.json"
-    expected = {"count": count, "seed": seed, "version": SAMPLES_VERSION}
+    expected = {"count": count, "seed": seed, "long": long, "version": SAMPLES_VERSION}
     if not (marker.exists() and json.loads(marker.read_text()) == expected):
-        _log(f"rendering {count} sample clips (seed {seed}) into {directory}")
-        generate_samples(directory, count=count, seed=seed)
+        kind = "long sample clips" if long else "sample clips"
+        _log(f"rendering {count} {kind} (seed {seed}) into {directory}")
+        generate_samples(directory, count=count, seed=seed, long=long)
         marker.write_text(json.dumps(expected))
     return videos
 
@@ -206,19 +226,19 @@ def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: li
 # ---------------------------------------------------------------- features
 
 
-def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, Features] | None:
-    """Per-clip arrays (by canonical path) from committed features of these exact files and
-    encoder, or None unless every clip is there and its run decoded it completely."""
+def _cached_features(out: Path, uris: list[str], encoder: str) -> dict[str, Features]:
+    """Per-video arrays (by canonical URI) from committed features of these exact files and
+    encoder, for the videos whose run decoded them completely."""
     store = Store(out)
     ok = store.read_committed("videos", ["video_id", "fingerprint", "run_id", "status"])
     ok = ok[ok["status"] == "ok"]
     complete = set(zip(ok["video_id"], ok["fingerprint"], ok["run_id"], strict=True))
     if not complete:
-        return None
+        return {}
     table = pq.read_table(out / "features")
     table = table.filter(pc.field("encoder_version") == encoder)
     clips = {}
-    for src in make_sources([str(v.resolve()) for v in videos]):
+    for src in make_sources(uris):
         rows = table.filter(
             (pc.field("video_id") == src.video_id) & (pc.field("fingerprint") == src.fingerprint)
         )
@@ -227,37 +247,32 @@ def _cached_features(out: Path, videos: list[Path], encoder: str) -> dict[str, F
             for r in set(rows["run_id"].to_pylist())
             if (src.video_id, src.fingerprint, r) in complete
         ]
-        if not runs:
-            return None
-        newest = max(runs)  # a clip encoded twice: take the last complete run
-        clips[src.uri] = features_from_table(rows.filter(pc.field("run_id") == newest))
+        if runs:
+            newest = max(runs)  # a video encoded twice: take the last complete run
+            clips[src.uri] = features_from_table(rows.filter(pc.field("run_id") == newest))
     return clips
 
 
-def extract_features(
-    tc: TrainConfig, cfg: VidgistConfig, videos: list[Path]
-) -> dict[str, Features]:
-    """Pass 1 of the real pipeline over the clips; returns per-clip arrays by canonical path.
+def extract_features(tc: TrainConfig, cfg: VidgistConfig, uris: list[str]) -> dict[str, Features]:
+    """Pass 1 of the real pipeline over the videos; per-video arrays by canonical URI, for
+    every video that decoded (a broken one is left out and said so).
 
-    The features table is a cache: clips already encoded with the same encoder are reused.
+    The features table is a cache: videos already encoded with the same encoder are reused.
     """
-    work = Path(tc.work)
-    out = work / "features-run"
+    out = Path(tc.work) / "features-run"
     encoder = features_version(cfg)
-    cached = _cached_features(out, videos, encoder)
-    if cached is not None:
+    cached = _cached_features(out, uris, encoder)
+    if len(cached) == len(uris):
         _log(f"reusing the committed features of {len(cached)} clips in {out}")
         return cached
-    listing = work / "all-clips.txt"
-    listing.write_text("\n".join(str(v.resolve()) for v in videos) + "\n")
+    missing = [u for u in uris if u not in cached]
+    _log(f"{len(cached)} of {len(uris)} videos have features; encoding {len(missing)}")
+    listing = Path(tc.work) / "to-encode.txt"
+    listing.write_text("\n".join(missing) + "\n")
     result = run_pipeline(cfg, str(listing), str(out), log=_log, encode_only=True)
-    if result.n_error:
-        raise RuntimeError(
-            f"feature extraction failed for {result.n_error} clips:\n{result.report}"
-        )
-    cached = _cached_features(out, videos, encoder)
-    if cached is None:
-        raise RuntimeError(f"pass 1 committed no features for some clips in {out}")
+    cached = _cached_features(out, uris, encoder)
+    if len(cached) < len(uris):
+        _log(f"{len(uris) - len(cached)} of {len(uris)} videos have no features:\n{result.report}")
     return cached
 
 
@@ -266,206 +281,266 @@ def extract_features(
 
 @dataclass
 class Clip:
-    name: str
-    visual: np.ndarray
-    audio: np.ndarray
-    mask: np.ndarray
+    """A video to fit or score: its steps' inputs, their times, and its annotations."""
+
+    seq: Sequence
     time_s: np.ndarray
-    target: np.ndarray
-    truth: dict
+    video: AnnotatedVideo | None = None
 
 
-def _clip(video: Path, f: Features) -> Clip:
-    truth = _truth(video)
-    n = min(len(f.time_s), len(truth["gtscore"]))
-    return Clip(
-        video.name,
+def sample_clips(folder: Path, arrays: dict[str, Features]) -> list[Clip]:
+    """Sample clips with their sidecar annotations; the target is gtscore at each step."""
+    data = load_dataset(folder)
+    clips = []
+    for key, video in data.videos.items():
+        f = arrays.get(str((folder / f"{key}.mp4").resolve()))
+        if f is None:
+            continue
+        target = scores_at_picks(video.pick_times, video.truth.gtscore, f.time_s)
         # Copies: arrays read from Arrow are read-only, and torch wants writable memory.
-        f.visual[:n].copy(),
-        f.audio[:n].copy(),
-        f.audio_mask[:n].copy(),
-        f.time_s[:n],
-        np.asarray(truth["gtscore"][:n], dtype=np.float32),
-        truth,
+        seq = Sequence(key, f.visual.copy(), f.audio.copy(), f.audio_mask.copy(), target)
+        clips.append(Clip(seq, f.time_s, video))
+    return clips
+
+
+def fit_config(tc: TrainConfig, objective: str | None = None) -> FitConfig:
+    return FitConfig(
+        objective=objective or tc.objective,
+        epochs=tc.fusion_epochs,
+        lr=tc.fusion_lr,
+        weight_decay=tc.weight_decay,
+        patience=tc.patience,
+        seed=tc.seed,
+        device=tc.device,
+        episodes=tc.episodes,
+        selection_rate=tc.selection_rate,
     )
 
 
-def _tensors(c: Clip) -> tuple[torch.Tensor, ...]:
-    return (
-        torch.from_numpy(c.visual)[None],
-        torch.from_numpy(c.audio)[None],
-        torch.from_numpy(c.mask)[None],
-        torch.from_numpy(c.target)[None],
+def fit_fusion(
+    tc: TrainConfig, cfg: VidgistConfig, clips: list[Clip], objective: str, inputs: str
+) -> FitResult:
+    """A fusion model fitted on `clips`, early-stopped on a seeded validation split of them."""
+    fit_on, val = split(clips, tc.val_fraction, tc.seed)
+    first = clips[0].seq
+    torch.manual_seed(tc.seed)  # the initial weights too: same seed, same model
+    model = fusion_stage.build_model(
+        replace(cfg.fusion, inputs=inputs), first.visual.shape[1], first.audio.shape[1]
     )
+    _log(f"fusion ({objective}, {inputs}): {len(fit_on)} training, {len(val)} validation videos")
+    return fit(model, [c.seq for c in fit_on], [c.seq for c in val], fit_config(tc, objective))
 
 
-def _val_loss(model, clips: list[Clip]) -> float:
-    model.eval()
-    with torch.inference_mode():
-        losses = [
-            float(nn.functional.mse_loss(model(*_tensors(c)[:3]), _tensors(c)[3])) for c in clips
-        ]
-    model.train()
-    return float(np.mean(losses))
+def predictor(model: nn.Module) -> Callable[[Clip], np.ndarray]:
+    def predict(c: Clip) -> np.ndarray:
+        param = next(model.parameters())
+        with torch.inference_mode():
+            x = [
+                torch.from_numpy(np.asarray(a))[None].to(param.device)
+                for a in (c.seq.visual, c.seq.audio, c.seq.mask)
+            ]
+            return model(*x)[0].float().cpu().numpy()
+
+    return predict
 
 
-def train_fusion(tc: TrainConfig, cfg: VidgistConfig, clips: list[Clip]) -> nn.Module:
-    rng = np.random.default_rng(tc.seed)
-    torch.manual_seed(tc.seed)
-    order = rng.permutation(len(clips))
-    n_val = max(1, int(round(tc.val_fraction * len(clips))))
-    val = [clips[i] for i in order[:n_val]]
-    fit = [clips[i] for i in order[n_val:]]
-    model = fusion_stage.build_model(cfg.fusion, clips[0].visual.shape[1], clips[0].audio.shape[1])
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.fusion_lr, weight_decay=tc.weight_decay)
-    best, best_state, waited = float("inf"), None, 0
-    _log(f"fusion: {len(fit)} training clips, {len(val)} validation clips")
-    model.train()
-    for epoch in range(tc.fusion_epochs):
-        for i in rng.permutation(len(fit)):
-            v, a, m, y = _tensors(fit[i])
-            loss = nn.functional.mse_loss(model(v, a, m), y)
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        vl = _val_loss(model, val)
-        if vl < best - 1e-5:
-            best, waited = vl, 0
-            best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-        else:
-            waited += 1
-        if epoch % 20 == 19:
-            _log(f"fusion epoch {epoch + 1}: validation MSE {vl:.4f} (best {best:.4f})")
-        if waited >= tc.patience:
-            _log(f"early stop at epoch {epoch + 1}")
-            break
-    model.load_state_dict(best_state)
-    model.eval()
-    return model
-
-
-def evaluate(clips: list[Clip], cfg: VidgistConfig, scorer, trials: int = 1) -> dict[str, float]:
-    """Mean over clips (and trials) of F1 (mean/max over annotators), tau and rho."""
-    # The SumMe/TVSum protocol: KTS over the whole video, then the knapsack.
-    shared = cfg.decode.shared()
-    shots, selector = KTSShots(cfg.shots, shared), Selector(cfg.select, shared)
-    rows = []
+def protocol_metrics(
+    clips: list[Clip], predict: Callable[[Clip], np.ndarray], tc: TrainConfig, at_picks=False
+) -> dict[str, float]:
+    """`vidgist eval`'s figures, averaged over clips; `predict` gives one score per step
+    (or per annotated pick, with at_picks)."""
+    results = []
     for c in clips:
-        truth = c.truth
-        frame_times = (
-            np.asarray(truth["frame_times"])
-            if "frame_times" in truth
-            else np.arange(truth["n_frames"]) / truth["fps"]
-        )
-        seg = shots.segments(c.time_s, c.visual, truth["duration_s"])
-        seg = selector.fit_budget(seg, c.time_s)
-        users = np.asarray(truth["user_summary"])
-        for trial in range(trials):
-            importance = scorer(c, trial)
-            sel = selector.choose(seg, importance, c.time_s)
-            machine = machine_summary(
-                frame_times, sel.segments.starts, sel.segments.ends, sel.selected
-            )
-            f1_mean, f1_max = summary_f1(machine, users)
-            rows.append(
-                (
-                    f1_mean,
-                    f1_max,
-                    kendall_tau(importance, c.target),
-                    spearman_rho(importance, c.target),
-                )
-            )
-    r = np.array(rows)
-    return {
-        "f1_mean": r[:, 0].mean(),
-        "f1_max": r[:, 1].mean(),
-        "kendall_tau": r[:, 2].mean(),
-        "spearman_rho": r[:, 3].mean(),
+        scores = predict(c)
+        if not at_picks:
+            scores = scores_at_picks(c.time_s, scores, c.video.pick_times)
+        results.append(evaluate_video(scores, c.video.truth, tc.metric, tc.random_trials, tc.seed))
+    return mean_result(results)
+
+
+def save_fusion(
+    path: Path,
+    result: FitResult,
+    cfg: VidgistConfig,
+    inputs: str,
+    dims: tuple,
+    features: str,
+    tc: TrainConfig,
+    metrics: dict,
+) -> None:
+    meta = {
+        "kind": "fusion",
+        "architecture": fusion_stage.architecture(replace(cfg.fusion, inputs=inputs), *dims),
+        "encoder_version": features,
+        "objective": tc.objective,
+        "training": asdict(tc),
+        "fit": {
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "seconds_per_epoch": result.seconds_per_epoch,
+        },
+        "metrics": metrics,
+        "torch": torch.__version__,
     }
+    ckpt.save(path, result.model.state_dict(), meta)
+    _log(f"wrote {path}")
+
+
+def _dims(clips: list[Clip]) -> tuple[int, int]:
+    return clips[0].seq.visual.shape[1], clips[0].seq.audio.shape[1]
+
+
+def train_on_samples(tc: TrainConfig) -> dict:
+    work = Path(tc.work)
+    train = _samples(work / "train", tc.train_count, tc.train_seed)
+    test = _samples(work / "test", tc.test_count, tc.test_seed, tc.test_long)
+    cfg = load_config(tc.pipeline, tc.overrides)
+    if tc.audio_epochs > 0:
+        cfg.audio.checkpoint = str(train_audio(tc, cfg, train, test))
+    cfg.fusion.checkpoint = "none"
+    arrays = extract_features(tc, cfg, [str(v.resolve()) for v in train + test])
+    train_clips, test_clips = (
+        sample_clips(work / "train", arrays),
+        sample_clips(work / "test", arrays),
+    )
+    if len(train_clips) < len(train) or len(test_clips) < len(test):
+        raise RuntimeError("pass 1 failed on some sample clips (see above)")
+    result = fit_fusion(tc, cfg, train_clips, tc.objective, tc.inputs)
+    metrics = {
+        "test": protocol_metrics(test_clips, predictor(result.model), tc),
+        "ground_truth": protocol_metrics(
+            test_clips, lambda c: c.video.truth.gtscore, tc, at_picks=True
+        ),
+        "metric": tc.metric,
+        "n_train_clips": len(train_clips),
+        "n_test_clips": len(test_clips),
+    }
+    out = Path(tc.output) if tc.output else Path(tc.out) / fusion_stage.BUNDLED
+    features = encoder_version(cfg)[0]
+    save_fusion(out, result, cfg, tc.inputs, _dims(train_clips), features, tc, metrics)
+    (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print(format_metrics(metrics))
+    return metrics
+
+
+def train_on_archive(tc: TrainConfig) -> dict:
+    """Unsupervised fitting on the videos of an archive (no labels)."""
+    cfg = load_config(tc.pipeline, tc.overrides)
+    cfg.fusion.checkpoint = "none"
+    uris = list_inputs(tc.input)
+    if len(uris) < 2:
+        raise ValueError(f"{tc.input}: {len(uris)} videos; unsupervised fitting needs 2 or more")
+    arrays = extract_features(tc, cfg, uris)
+    clips = [
+        Clip(Sequence(Path(u).stem, f.visual.copy(), f.audio.copy(), f.audio_mask.copy()), f.time_s)
+        for u, f in arrays.items()
+        if len(f.time_s) >= 2
+    ]
+    if len(clips) < 2:
+        raise ValueError(f"{tc.input}: fewer than 2 videos decoded; nothing to fit")
+    result = fit_fusion(tc, cfg, clips, "unsupervised", tc.inputs)
+    metrics = {"validation_reward": -min(result.history), "n_videos": len(clips)}
+    out = Path(tc.output) if tc.output else Path(tc.work) / fusion_stage.BUNDLED
+    save_fusion(out, result, cfg, tc.inputs, _dims(clips), encoder_version(cfg)[0], tc, metrics)
+    print(f"fitted on {len(clips)} videos of {tc.input}; use it with fusion.checkpoint={out}")
+    return metrics
+
+
+def train_on_h5(tc: TrainConfig) -> dict:
+    """Supervised fitting on an eccv16 h5's features and gtscore; a seeded test split."""
+    data = load_dataset(tc.h5)
+    if not data.backbone:
+        raise ValueError(f"{tc.h5}: no features to train on")
+    clips = []
+    for key, v in data.videos.items():
+        if v.features is None or v.truth.gtscore is None:
+            raise ValueError(f"{tc.h5}: video {key} lacks features or gtscore")
+        t = len(v.truth.picks)
+        seq = Sequence(
+            key, v.features, np.zeros((t, 1), np.float32), np.zeros(t, bool), v.truth.gtscore
+        )
+        clips.append(Clip(seq, np.arange(t, dtype=np.float64), v))
+    rest, test = split(clips, tc.test_fraction, tc.seed + 1)
+    cfg = load_config(tc.pipeline, tc.overrides)
+    result = fit_fusion(tc, cfg, rest, "supervised", "visual")
+    metrics = {
+        "test": protocol_metrics(test, predictor(result.model), tc, at_picks=True),
+        "test_videos": [c.seq.name for c in test],
+        "metric": tc.metric,
+    }
+    out = Path(tc.output) if tc.output else Path(tc.work) / fusion_stage.BUNDLED
+    tc = replace(tc, objective="supervised", inputs="visual")
+    save_fusion(out, result, cfg, "visual", _dims(clips), data.backbone, tc, metrics)
+    print(format_metrics({**metrics, "n_test_clips": len(test), "n_train_clips": len(rest)}))
+    return metrics
+
+
+def format_metrics(m: dict) -> str:
+    lines = [
+        f"held-out: {m['n_test_clips']} videos (fitted on {m['n_train_clips']}), "
+        f"F1 {m['metric']} over annotators"
+    ]
+    lines.append(f"{'scores':<14} {'F1':>7} {'random':>7} {'PoR':>6} {'tau':>7} {'rho':>7}")
+    for name, label in (("test", "fusion"), ("ground_truth", "ground truth")):
+        if name in m:
+            r = m[name]
+            lines.append(
+                f"{label:<14} {r['f1']:>7.3f} {r['random_f1']:>7.3f} {r['por']:>6.2f} "
+                f"{r['kendall']:>7.3f} {r['spearman']:>7.3f}"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vidgist train",
-        description="Train the audio encoder and the fusion head on sample clips and write "
-        "their checkpoints (with held-out metrics) to stages/checkpoints.",
+        description="Fit the fusion model: on sample clips (supervised by their gtscore, "
+        "the recipe of the shipped checkpoint), on an archive without labels (--input, "
+        "unsupervised), or on an eccv16 h5 file such as SumMe or TVSum (--h5). Progress "
+        "shows as a bar; held-out figures follow `vidgist eval`'s protocol.",
     )
     parser.add_argument(
         "--config", default="train.yaml", help="training profile (YAML; default: the shipped one)"
     )
+    parser.add_argument("--input", help="an archive to fit on without labels (unsupervised)")
+    parser.add_argument("--h5", help="an eccv16 h5 file to fit on its gtscore")
+    parser.add_argument("--output", help="where the fusion checkpoint goes")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of the training profile")
     args = parser.parse_args(argv)
-    tc: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(
-            OmegaConf.structured(TrainConfig),
-            OmegaConf.load(find_profile(args.config)),
-            OmegaConf.from_dotlist(args.overrides),
+    flags = [f"input={args.input}", "objective=unsupervised"] if args.input else []
+    flags += [f"h5={args.h5}"] if args.h5 else []
+    flags += [f"output={args.output}"] if args.output else []
+    try:
+        tc: TrainConfig = OmegaConf.to_object(
+            OmegaConf.merge(
+                OmegaConf.structured(TrainConfig),
+                OmegaConf.load(find_profile(args.config)),
+                OmegaConf.from_dotlist([*args.overrides, *flags]),
+            )
         )
-    )
-    work = Path(tc.work)
-    work.mkdir(parents=True, exist_ok=True)
+    except Exception as exc:  # a typo in a key or value: one line, before any work
+        print(f"vidgist: config error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    if tc.input and tc.h5:
+        print(
+            "vidgist: error: --input and --h5 are two different trainings; pick one",
+            file=sys.stderr,
+        )
+        return 2
+    Path(tc.work).mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    train = _samples(work / "train", tc.train_count, tc.train_seed)
-    test = _samples(work / "test", tc.test_count, tc.test_seed)
-
-    cfg = load_config(tc.pipeline, tc.overrides)
-    audio_path = train_audio(tc, cfg, train, test)
-    cfg.audio.checkpoint = str(audio_path)
-    cfg.fusion.checkpoint = "none"
-
-    arrays = extract_features(tc, cfg, train + test)
-    train_clips = [_clip(v, arrays[canonical_uri(str(v))]) for v in train]
-    test_clips = [_clip(v, arrays[canonical_uri(str(v))]) for v in test]
-    model = train_fusion(tc, cfg, train_clips)
-
-    def predict(c: Clip, _trial: int) -> np.ndarray:
-        with torch.inference_mode():
-            return model(*_tensors(c)[:3])[0].numpy()
-
-    def random_scores(c: Clip, trial: int) -> np.ndarray:
-        return (
-            np.random.default_rng([tc.seed, trial, len(c.target)])
-            .random(len(c.target))
-            .astype(np.float32)
-        )
-
-    metrics = {
-        "test": evaluate(test_clips, cfg, predict),
-        "random": evaluate(test_clips, cfg, random_scores, tc.random_trials),
-        "ground_truth": evaluate(test_clips, cfg, lambda c, _t: c.target),
-        "train": evaluate(train_clips, cfg, predict),
-        "n_train_clips": len(train_clips),
-        "n_test_clips": len(test_clips),
-    }
-    enc, _ = encoder_version(cfg)
-    meta = {
-        "kind": "fusion",
-        "architecture": fusion_stage.architecture(
-            cfg.fusion, train_clips[0].visual.shape[1], train_clips[0].audio.shape[1]
-        ),
-        "encoder_version": enc,
-        "training": asdict(tc),
-        "metrics": metrics,
-        "torch": torch.__version__,
-    }
-    fusion_path = Path(tc.out) / fusion_stage.BUNDLED
-    ckpt.save(fusion_path, model.state_dict(), meta)
-    (work / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    _log(f"wrote {audio_path} and {fusion_path} in {time.monotonic() - t0:.0f} s")
-    print(format_metrics(metrics))
+    try:
+        if tc.h5:
+            train_on_h5(tc)
+        elif tc.input:
+            train_on_archive(tc)
+        else:
+            train_on_samples(tc)
+    except (ValueError, FileNotFoundError, ckpt.CheckpointMismatch) as exc:
+        print(f"vidgist: error: {exc}", file=sys.stderr)
+        return 2
+    _log(f"done in {time.monotonic() - t0:.0f} s")
     return 0
-
-
-def format_metrics(m: dict) -> str:
-    lines = [f"held-out sample clips: {m['n_test_clips']} (trained on {m['n_train_clips']})"]
-    lines.append(f"{'scores':<14} {'F1 mean':>8} {'F1 max':>8} {'tau':>7} {'rho':>7}")
-    for name in ("test", "random", "ground_truth"):
-        r = m[name]
-        label = {"test": "fusion", "random": "random", "ground_truth": "ground truth"}[name]
-        f1 = f"{r['f1_mean']:>8.3f} {r['f1_max']:>8.3f}"
-        lines.append(f"{label:<14} {f1} {r['kendall_tau']:>7.3f} {r['spearman_rho']:>7.3f}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
-"""Summary quality as the SumMe/TVSum literature measures it (pure numpy).
+"""Quality figures (pure numpy); the SumMe/TVSum protocol that uses them is stages/protocol.py.
 
-- `summary_f1`: frame-level F1 of a binary machine summary against each annotator's
-  binary summary; TVSum reports the mean over annotators, SumMe the max.
 - `kendall_tau` / `spearman_rho`: rank correlation of predicted importance with the
   ground-truth score (Otani et al., CVPR 2019), tau-b and rho with ties averaged.
 - `word_errors` / `character_accuracy`: how well speech and on-screen text were read.
@@ -13,31 +11,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-
-
-def summary_f1(machine: np.ndarray, users: np.ndarray) -> tuple[float, float]:
-    """(mean, max) F1 over annotators; machine [n_frames], users [n_users, n_frames]."""
-    machine = np.asarray(machine, dtype=bool)
-    users = np.asarray(users, dtype=bool)
-    f1s = []
-    for user in users:
-        overlap = float((machine & user).sum())
-        if overlap == 0:
-            f1s.append(0.0)
-            continue
-        p, r = overlap / machine.sum(), overlap / user.sum()
-        f1s.append(2 * p * r / (p + r))
-    return float(np.mean(f1s)), float(np.max(f1s))
-
-
-def machine_summary(
-    frame_times: np.ndarray, starts: np.ndarray, ends: np.ndarray, selected: np.ndarray
-) -> np.ndarray:
-    """Frames whose time falls inside a selected segment."""
-    out = np.zeros(len(frame_times), dtype=bool)
-    for a, b in zip(starts[selected], ends[selected], strict=True):
-        out |= (frame_times >= a) & (frame_times < b)
-    return out
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,6 @@ import numpy as np
 from stages.base import VideoStage
 from stages.records import Segments, Selection, VideoRecord
 from stages.settings import SelectConfig
-from stages.shots import segments_from_change_points
 
 
 def knapsack(values: np.ndarray, weights: np.ndarray, capacity: int) -> np.ndarray:
@@ -44,20 +43,6 @@ class Selector(VideoStage):
 
     name = "select"
     config = SelectConfig
-
-    def fit_budget(self, seg: Segments, time_s: np.ndarray) -> Segments:
-        """Halve every segment that is longer than the whole budget until each fits. Only
-        the SumMe/TVSum protocol path uses this (`vidgist train`'s evaluation); a run keeps
-        its segments and takes excerpts of long ones instead (see `choose`)."""
-        capacity = self._capacity(seg.duration_s)
-        cps = seg.first_step[1:]
-        while True:
-            heavy = (self._weights(seg) > capacity) & (seg.last_step - seg.first_step > 1)
-            if not heavy.any():
-                return seg
-            halves = (seg.first_step[heavy] + seg.last_step[heavy]) // 2
-            cps = np.unique(np.concatenate([cps, halves])).astype(np.int64)
-            seg = segments_from_change_points(cps, time_s, seg.duration_s)
 
     def _weights(self, seg: Segments) -> np.ndarray:
         return self._piece_weights(seg.starts, seg.ends)

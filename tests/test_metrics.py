@@ -1,15 +1,7 @@
 import numpy as np
 import pytest
 
-from stages.metrics import kendall_tau, machine_summary, rankdata, spearman_rho, summary_f1
-
-
-def test_summary_f1_is_mean_and_max_over_annotators():
-    machine = np.array([1, 1, 0, 0], bool)
-    users = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]])
-    mean, best = summary_f1(machine, users)
-    assert best == 1.0
-    assert mean == pytest.approx((1.0 + 0.0 + 2 / 3) / 3)
+from stages.metrics import kendall_tau, rankdata, spearman_rho
 
 
 def test_kendall_tau_b_on_a_hand_counted_example():
@@ -23,11 +15,3 @@ def test_kendall_tau_b_on_a_hand_counted_example():
 def test_spearman_rho_uses_average_ranks_for_ties():
     np.testing.assert_allclose(rankdata([10, 20, 20, 30]), [1, 2.5, 2.5, 4])
     assert spearman_rho([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-
-
-def test_machine_summary_marks_frames_inside_selected_segments():
-    times = np.arange(10) / 2.0
-    mask = machine_summary(
-        times, np.array([0.0, 2.0]), np.array([2.0, 5.0]), np.array([False, True])
-    )
-    np.testing.assert_array_equal(np.flatnonzero(mask), [4, 5, 6, 7, 8, 9])
