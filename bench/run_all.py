@@ -10,6 +10,7 @@ from bench import (
     ledger,
     long_video,
     pipeline,
+    quality,
     recognition,
     report,
     shots,
@@ -37,6 +38,8 @@ def main() -> None:
     report.main([])
     print("\n== two Ray nodes against one on the same cores ==")
     cluster.main([])
+    print("\n== summary quality against baselines (fits four models) ==")
+    quality.main([])
 
 
 if __name__ == "__main__":

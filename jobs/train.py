@@ -477,7 +477,7 @@ def train_on_h5(tc: TrainConfig) -> dict:
 
 def format_metrics(m: dict) -> str:
     lines = [
-        f"held-out: {m['n_test_clips']} videos (fitted on {m['n_train_clips']}), "
+        f"held-out: {m['n_test_clips']} videos (trained on {m['n_train_clips']}), "
         f"F1 {m['metric']} over annotators"
     ]
     lines.append(f"{'scores':<14} {'F1':>7} {'random':>7} {'PoR':>6} {'tau':>7} {'rho':>7}")

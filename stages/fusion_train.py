@@ -6,8 +6,9 @@
   steps unlike each other) and representativeness (every step close to a picked one), and
   REINFORCE with a moving baseline raises the probability of well-rewarded selections. A
   penalty keeps the mean probability near `selection_rate`, so the model cannot pick
-  everything. Validation is the same expected reward, on draws with a fixed seed. The reward sees what a viewer sees and hears: the L2-normalised visual
-  vector beside the audio vector (zero where a video is silent).
+  everything. Validation is the same expected reward, on draws with a fixed seed. The
+  reward sees what a viewer sees and hears: the L2-normalised visual vector beside the
+  audio vector (zero where a video is silent).
 
 Both are seeded (same seed, same data: the same weights on the same device), early-stop on
 a validation split the caller draws apart from its test data, and report progress through

@@ -1,15 +1,13 @@
 """The checkpoints that ship in stages/checkpoints, measured again here on clips they were
 not trained on (the held-out seed of conf/train.yaml), not trusted from their metadata."""
 
-import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from jobs.samples import generate_samples
-from jobs.train import Clip, evaluate
+from jobs.train import Clip, TrainConfig, protocol_metrics, sample_clips
 from pipeline.config import find_profile, load_config
 from pipeline.sources import make_sources
 from stages.audio import AudioEncoder
@@ -20,6 +18,7 @@ from stages.records import Windows, features_from_windows
 from stages.visual import VisualEncoder
 
 N_CLIPS = 3
+TAU_AT_LEAST = 0.2  # measured 0.334 on these 3 clips; random scores average 0
 
 
 @pytest.fixture(scope="module")
@@ -32,35 +31,24 @@ def held_out(tmp_path_factory) -> tuple[list[Clip], object]:
     shared = cfg.decode.shared()
     decoder, measure = Decoder(cfg.decode, shared), Measurer(cfg.measure, shared)
     visual, audio = VisualEncoder(cfg.visual, shared), AudioEncoder(cfg.audio, shared)
-    clips = []
+    arrays = {}
     for video, ref in zip(videos, make_sources([str(v) for v in videos]), strict=True):
         windows = Windows.concat([measure(w) for w in decoder(ref)])
-        f = features_from_windows(audio(visual(windows)))
-        truth = json.loads(video.with_suffix("").with_suffix(".gt.json").read_text())
-        n = min(len(f.time_s), len(truth["gtscore"]))
-        target = np.asarray(truth["gtscore"][:n], np.float32)
-        clips.append(
-            Clip(
-                video.name, f.visual[:n], f.audio[:n], f.audio_mask[:n], f.time_s[:n], target, truth
-            )
-        )
-    return clips, cfg
+        arrays[str(video.resolve())] = features_from_windows(audio(visual(windows)))
+    return sample_clips(folder, arrays), cfg
 
 
 def test_the_shipped_fusion_ranks_held_out_moments_far_better_than_chance(held_out):
     clips, cfg = held_out
-    widths = replace(cfg.decode.shared(), visual_dim=clips[0].visual.shape[1], audio_dim=128)
+    widths = replace(cfg.decode.shared(), visual_dim=clips[0].seq.visual.shape[1], audio_dim=128)
     fusion = FusionScorer(cfg.fusion, widths)
     assert fusion.trained
-
-    def predict(c: Clip, _trial: int) -> np.ndarray:
-        return fusion.score(c.visual, c.audio, c.mask)
-
-    def random_scores(c: Clip, trial: int) -> np.ndarray:
-        return np.random.default_rng([trial, len(c.target)]).random(len(c.target))
-
-    model = evaluate(clips, cfg, predict)
-    chance = evaluate(clips, cfg, random_scores, trials=20)
-    print(f"held-out ({N_CLIPS} clips): fusion {model}, random {chance}")
-    assert model["kendall_tau"] > 0.3 and model["kendall_tau"] > chance["kendall_tau"] + 0.25
-    assert model["f1_mean"] > chance["f1_mean"]
+    figures = protocol_metrics(
+        clips,
+        lambda c: fusion.score(c.seq.visual, c.seq.audio, c.seq.mask),
+        TrainConfig(random_trials=20),
+    )
+    print(f"held-out ({N_CLIPS} clips): {figures}")
+    # Random scores rank at tau 0 on average; the protocol's random floor is in the figures.
+    assert figures["kendall"] > TAU_AT_LEAST
+    assert figures["f1"] > figures["random_f1"] * 1.2

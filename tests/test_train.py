@@ -33,7 +33,7 @@ def test_train_on_samples_writes_loadable_checkpoints_with_held_out_metrics(
     assert meta["encoder_version"].startswith("efficientnet_lite0:")
     assert meta["fit"]["epochs_run"] <= 3 and meta["architecture"]["inputs"] == "visual+audio"
     assert json.loads((tmp_path / "work" / "metrics.json").read_text())["test"]
-    assert "held-out: 2 videos (fitted on 3)" in capsys.readouterr().out
+    assert "held-out: 2 videos (trained on 3)" in capsys.readouterr().out
 
     # The stages load what train wrote.
     assert AudioEncoder(AudioConfig(checkpoint=str(out / "audio_rnn.pt"), device="cpu")).trained
