@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict
 
@@ -39,17 +40,30 @@ def _row(r: VideoResult) -> dict:
     return {"name": r.name, **{k: v for k, v in asdict(r).items() if k != "name"}, "por": r.por}
 
 
+def _json_safe(value):
+    """NaN (PoR over a random floor of 0) is not JSON: it becomes null."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def format_table(report: dict) -> str:
     head = f"{'video':<28}" + "".join(f"{k:>10}" for k in FIELDS)
     lines = [f"{report['pred']} against {report['gt']} (F1 {report['metric']} over annotators)"]
     lines.append(head)
     for row in [*report["videos"], {"name": "mean", **report["mean"]}]:
-        lines.append(f"{row['name'][:27]:<28}" + "".join(f"{row[k]:>10.3f}" for k in FIELDS))
+        lines.append(f"{row['name'][:27]:<28}" + "".join(_cell(row[k]) for k in FIELDS))
     if report["missing"]:
         shown = ", ".join(report["missing"][:5])
         more = f" and {len(report['missing']) - 5} more" if len(report["missing"]) > 5 else ""
         lines.append(f"no prediction for {len(report['missing'])} videos: {shown}{more}")
     return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return f"{'-':>10}" if math.isnan(value) else f"{value:>10.3f}"
 
 
 def add_arguments(p) -> None:
@@ -83,5 +97,5 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError, OSError) as exc:
         print(f"vidgist: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(report) if args.json else format_table(report))
+    print(json.dumps(_json_safe(report)) if args.json else format_table(report))
     return 0

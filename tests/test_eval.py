@@ -117,7 +117,7 @@ def test_eval_cli_prints_one_json_object_with_every_figure(dataset):
         text=True,
         check=True,
     ).stdout
-    report = json.loads(out)
+    report = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     keys = {"f1", "precision", "recall", "kendall", "spearman", "random_f1"}
     assert keys <= set(report["mean"]) and all(keys <= set(v) for v in report["videos"])
     assert report["metric"] == "avg" and report["missing"] == []
