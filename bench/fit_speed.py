@@ -1,6 +1,6 @@
 """Seconds per training epoch of the fusion model, both objectives, on CPU or CUDA.
 
-    python -m bench.fit_speed --export DATA.npz   (here: the training clips' features)
+    python -m bench.fit_speed --export DATA.npz [--clips 80]   (here: training clips' features)
     python -m bench.fit_speed --data DATA.npz --device cuda --epochs 5
 
 The features are `vidgist train`'s training clips (conf/train.yaml), exported once from
@@ -23,20 +23,15 @@ from stages.fusion_train import FitConfig, Sequence, fit, split
 from stages.settings import FusionConfig
 
 
-def export(path: Path, work: str | None) -> None:
-    from omegaconf import OmegaConf
+def export(path: Path, work: str | None, count: int) -> None:
+    from jobs.train import load_train_config
+    from jobs.training import _samples, extract_features, sample_clips
+    from pipeline.config import load_config
 
-    from jobs.train import TrainConfig, _samples, extract_features, sample_clips
-    from pipeline.config import find_profile, load_config
-
-    tc: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(
-            OmegaConf.structured(TrainConfig), OmegaConf.load(find_profile("train.yaml"))
-        )
-    )
+    tc = load_train_config()
     if work:
         tc.work = work
-    train = _samples(Path(tc.work) / "train", tc.train_count, tc.train_seed)
+    train = _samples(Path(tc.work) / "train", tc.train_count, tc.train_seed)[:count]
     cfg = load_config(tc.pipeline, tc.overrides)
     clips = sample_clips(
         Path(tc.work) / "train", extract_features(tc, cfg, [str(v.resolve()) for v in train])
@@ -75,12 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--export", type=Path, help="write the training clips' features here")
     ap.add_argument("--work", help="training work folder (default: the train profile's)")
+    ap.add_argument("--clips", type=int, default=80, help="export the first N training clips")
     ap.add_argument("--data", type=Path, help="features exported with --export")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epochs", type=int, default=5)
     args = ap.parse_args(argv)
     if args.export:
-        export(args.export, args.work)
+        export(args.export, args.work, args.clips)
         return {}
     seqs = load(args.data)
     fit_on, val = split(seqs, 0.2, 0)

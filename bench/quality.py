@@ -22,19 +22,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from bench.common import save
-from jobs.train import (
+from jobs.train import TrainConfig, load_train_config
+from jobs.training import (
     Clip,
-    TrainConfig,
     _samples,
     extract_features,
     fit_fusion,
     predictor,
     sample_clips,
 )
-from pipeline.config import find_profile, load_config
+from pipeline.config import load_config
 from pipeline.datasets import scores_at_picks
 from stages.protocol import evaluate_video, mean_result
 
@@ -108,13 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--random-rows", type=int, default=20, help="draws for the random row")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of conf/train.yaml")
     args = parser.parse_args(argv)
-    tc: TrainConfig = OmegaConf.to_object(
-        OmegaConf.merge(
-            OmegaConf.structured(TrainConfig),
-            OmegaConf.load(find_profile("train.yaml")),
-            OmegaConf.from_dotlist(args.overrides),
-        )
-    )
+    tc: TrainConfig = load_train_config("train.yaml", args.overrides)
     if args.work:
         tc = replace(tc, work=args.work)
     work = Path(tc.work)

@@ -7,7 +7,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from jobs.samples import generate_samples
-from jobs.train import Clip, TrainConfig, protocol_metrics, sample_clips
+from jobs.train import TrainConfig
+from jobs.training import Clip, protocol_metrics, sample_clips
 from pipeline.config import find_profile, load_config
 from pipeline.sources import make_sources
 from stages.audio import AudioEncoder
