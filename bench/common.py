@@ -62,8 +62,13 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     peak = 0.0
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append((time.perf_counter() - t0, line))
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     while proc.poll() is None:
         peak = max(peak, tree_pss_mb(proc.pid))
@@ -73,7 +78,8 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         "wall_s": time.perf_counter() - t0,
         "rc": proc.returncode,
         "peak_pss_mb": peak,
-        "output": "".join(lines),
+        "output": "".join(line for _, line in lines),
+        "timed_lines": lines,
     }
 
 

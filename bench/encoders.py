@@ -6,6 +6,8 @@ does its own conversion, top-k labels, masking and chunking. The ratio is the pr
 the stage's plumbing. Runs wherever torch runs (`--device cuda` on a GPU machine).
 
     python -m bench.encoders [--samples samples] [--device cpu]
+    python -m bench.encoders --export DATA.npz            (the decoded inputs, once, here)
+    python -m bench.encoders --data DATA.npz --device cuda (where there is no PyAV)
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import numpy as np
 import torch
 
 from bench.common import ROOT, ensure_samples, save, timed
-from pipeline.sources import make_sources
 from stages.audio import AudioEncoder
-from stages.decode import Decoder
 from stages.devices import autocast
 from stages.fusion import FusionScorer
 from stages.records import Windows
@@ -29,6 +29,9 @@ from stages.visual import VisualEncoder
 
 
 def _windows(videos: list[Path], limit: int) -> Windows:
+    from pipeline.sources import make_sources
+    from stages.decode import Decoder  # PyAV: imported only where clips are decoded
+
     dec = Decoder(DecodeConfig())
     out = []
     for ref in make_sources([str(v) for v in videos]):
@@ -70,11 +73,34 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--frames", type=int, default=256)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--export", help="save the decoded inputs to this .npz and stop")
+    ap.add_argument("--data", help="read the inputs from an --export file instead of decoding")
     args = ap.parse_args(argv)
-    windows = _windows(ensure_samples(Path(args.samples)), args.frames)
-    frames = np.concatenate([f[:n] for f, n in zip(windows.frames, windows.n_frames, strict=True)])[
-        : args.frames
-    ]
+    if args.data:
+        data = np.load(args.data)
+        frames, audio = data["frames"][: args.frames], data["audio"]
+        spans = data["wave_from"], data["wave_to"]
+        a_frames = int(data["audio_frames"])
+    else:
+        windows = _windows(ensure_samples(Path(args.samples)), args.frames)
+        frames = np.concatenate(
+            [f[:n] for f, n in zip(windows.frames, windows.n_frames, strict=True)]
+        )[: args.frames]
+        has = windows.wave_to > windows.wave_from
+        audio = windows.wave[has]
+        spans = windows.wave_from[has], windows.wave_to[has]
+        a_frames = int(windows.n_frames[has].sum())
+    if args.export:
+        np.savez_compressed(
+            args.export,
+            frames=frames,
+            audio=audio,
+            wave_from=spans[0],
+            wave_to=spans[1],
+            audio_frames=a_frames,
+        )
+        print(f"{len(frames)} frames, {len(audio)} audio windows -> {args.export}")
+        return {}
     n = len(frames)
     result: dict = {"device": args.device, "frames": n, "threads": torch.get_num_threads()}
 
@@ -96,10 +122,6 @@ def main(argv: list[str] | None = None) -> dict:
     result["visual"] = _compare(bare_visual, lambda: vis.encode(frames), n, dev, args.repeat)
 
     aud = AudioEncoder(AudioConfig(device=args.device))
-    has = windows.wave_to > windows.wave_from
-    audio = windows.wave[has]
-    spans = windows.wave_from[has], windows.wave_to[has]
-    a_frames = int(windows.n_frames[has].sum())
     wave = torch.from_numpy(audio).to(dev)
 
     @torch.inference_mode()

@@ -1,16 +1,21 @@
-"""The whole `vidgist run` on the demo's sample clips: wall time, throughput, memory.
+"""The whole `vidgist run` against its bare work, on exactly the same clips, at several sizes.
 
-Reported next to the bare components doing the core work once, sequentially, in the
-same run: the ffmpeg CLI decoding and sampling every clip, and the bare CNN on every
-sampled frame. Their sum is what the pipeline's decode + visual encoding cost without
-Ray, windows, audio, fusion, selection, keyframes, text and Parquet.
+For each set of clips (the first N sample clips of seed 0 for each N of `--sweep`, and one
+long clip of `--long-minutes`), the run is given a manifest of exactly those files, and
+the bare components then do the core work once, sequentially, on the same files: the
+ffmpeg CLI decoding and sampling every clip, and the bare CNN on every sampled frame.
+Their sum is what decode + visual encoding cost without Ray, windows, audio, fusion,
+selection, keyframes, text and Parquet. The run's pass 1 (decode + encode) is timed from
+its own progress lines. The bench refuses a result where the run processed another number
+of videos than the reference.
 
-    python -m bench.pipeline [--samples samples] [--config conf/local.yaml]
+    python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -47,54 +52,99 @@ def bare_reference(videos: list[Path]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--samples", default=str(ROOT / "samples"))
-    ap.add_argument("--config", default="local.yaml")
-    args = ap.parse_args(argv)
-    videos = ensure_samples(Path(args.samples))
-    out = Path(tempfile.mkdtemp(prefix="vidgist-bench-"))
+def pass_seconds(timed_lines: list[tuple[float, str]]) -> tuple[float, float]:
+    """Seconds in pass 1 and in pass 2, summed over commit batches, from when the run
+    printed the start of each pass and the batch's commit."""
+    pass1 = pass2 = 0.0
+    start1 = start2 = None
+    for t, line in timed_lines:
+        if line.startswith("pass 1/2"):
+            start1 = t
+        elif line.startswith("pass 2/2") and start1 is not None:
+            pass1 += t - start1
+            start2, start1 = t, None
+        elif line.startswith("batch ") and " committed" in line and start2 is not None:
+            pass2 += t - start2
+            start2 = None
+    return pass1, pass2
+
+
+def measure(videos: list[Path], config: str) -> dict:
+    """One `vidgist run` on exactly `videos`, then the bare reference on the same files."""
+    work = Path(tempfile.mkdtemp(prefix="vidgist-bench-"))
     try:
-        cmd = [
-            str(Path(sys.executable).parent / "vidgist"),
-            "run",
-            "--input",
-            args.samples,
-            "--output",
-            str(out),
-            "--config",
-            args.config,
-            "ray.progress=false",
-        ]
+        manifest = work / "inputs.txt"
+        manifest.write_text("\n".join(str(v.resolve()) for v in videos) + "\n")
+        cmd = [str(Path(sys.executable).parent / "vidgist"), "run", "--input", str(manifest)]
+        cmd += ["--output", str(work / "out"), "--config", config, "ray.progress=false"]
         run = run_measured(cmd)
         if run["rc"] != 0:
             raise RuntimeError(f"vidgist run failed:\n{run['output'][-3000:]}")
-        videos_df = pd.read_parquet(out / "videos")
-        seconds = float(videos_df["duration_s"].sum())
+        videos_df = pd.read_parquet(work / "out" / "videos")
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if len(videos_df) != len(videos) or (videos_df["status"] != "ok").any():
+        raise RuntimeError(f"the run processed {len(videos_df)} videos for {len(videos)} inputs")
+    pass1, pass2 = pass_seconds(run["timed_lines"])
     bare = bare_reference(videos)
     bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
-    result = {
-        "videos": len(videos_df),
-        "video_seconds": seconds,
+    return {
+        "videos": len(videos),
+        "video_seconds": float(videos_df["duration_s"].sum()),
         "wall_s": run["wall_s"],
-        "video_s_per_wall_s": seconds / run["wall_s"],
+        "pass1_s": pass1,
+        "pass2_s": pass2,
         "peak_pss_mb": run["peak_pss_mb"],
         **bare,
         "bare_total_s": bare_total,
         "wall_vs_bare": run["wall_s"] / bare_total,
+        "pass1_vs_bare": pass1 / bare_total,
     }
-    wall = run["wall_s"]
-    print(f"vidgist run: {len(videos_df)} videos, {seconds:.0f} s of video in {wall:.1f} s wall")
-    print(f"  {seconds / wall:.1f} s of video per s, peak PSS {run['peak_pss_mb']:.0f} MB")
-    print(
-        f"bare components on {bare['frames']} frames: ffmpeg decode {bare['ffmpeg_decode_s']:.1f} s"
-        f" + CNN {bare['bare_cnn_s']:.1f} s = {bare_total:.1f} s"
+
+
+def long_clip(minutes: int) -> Path:
+    from bench.long_video import long_spec
+    from jobs.samples import write_clip
+
+    spec = dataclasses.replace(long_spec(minutes), name=f"long-{minutes}min")
+    video = ROOT / "bench" / "results" / "long" / f"{spec.name}.mp4"
+    if not video.exists():
+        write_clip(spec, video.parent)
+    return video
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--samples", default=str(ROOT / "bench" / ".samples-0"), help="sample clips of seed 0"
     )
-    print(f"  the pipeline takes {wall / bare_total:.2f}x that")
-    save("pipeline", result)
-    return result
+    ap.add_argument("--sweep", default="1,8,24,64", help="numbers of clips, comma-separated")
+    ap.add_argument("--long-minutes", type=int, default=30, help="one long clip (0: none)")
+    ap.add_argument("--config", default="local.yaml")
+    args = ap.parse_args(argv)
+    sets = {}
+    for count in (int(n) for n in args.sweep.split(",") if n):
+        sets[f"{count} clip{'s' if count > 1 else ''}"] = ensure_samples(
+            Path(args.samples), count=count
+        )[:count]
+    if args.long_minutes:
+        sets[f"one {args.long_minutes}-min clip"] = [long_clip(args.long_minutes)]
+    rows = {}
+    for name, videos in sets.items():
+        rows[name] = measure(videos, args.config)
+        print(format_row(name, rows[name]), flush=True)
+    save("pipeline", {"sets": rows})
+    return rows
+
+
+def format_row(name: str, r: dict) -> str:
+    return (
+        f"{name}: {r['video_seconds']:.0f} s of video; run {r['wall_s']:.1f} s "
+        f"(pass 1 {r['pass1_s']:.1f} s, pass 2 {r['pass2_s']:.1f} s), peak PSS "
+        f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
+        f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames); "
+        f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x"
+    )
 
 
 if __name__ == "__main__":
