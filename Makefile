@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 # where the HTML report is.
 # (Clips rendered before they could speak are rendered again.)
 demo: $(STAMP) system
-	@grep -qs speech_rendered $(SAMPLES)/sample-007.gt.json || \
+	@grep -qs user_scores $(SAMPLES)/sample-007.gt.json || \
 	  $(BIN)/vidgist samples $(SAMPLES) --count 8 --seed 0
 	$(BIN)/vidgist run --input $(SAMPLES) --output $(OUT) --config conf/local.yaml --report
 
