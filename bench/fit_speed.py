@@ -25,17 +25,13 @@ from stages.settings import FusionConfig
 
 def export(path: Path, work: str | None, count: int) -> None:
     from jobs.train import load_train_config
-    from jobs.training import _samples, extract_features, sample_clips
+    from jobs.training import encode_samples
     from pipeline.config import load_config
 
     tc = load_train_config()
     if work:
         tc.work = work
-    train = _samples(Path(tc.work) / "train", tc.train_count, tc.train_seed)[:count]
-    cfg = load_config(tc.pipeline, tc.overrides)
-    clips = sample_clips(
-        Path(tc.work) / "train", extract_features(tc, cfg, [str(v.resolve()) for v in train])
-    )
+    clips = encode_samples(tc, load_config(tc.pipeline, tc.overrides))[0][:count]
     arrays = {}
     for i, c in enumerate(clips):
         s = c.seq

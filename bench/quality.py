@@ -19,23 +19,13 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from bench.common import save
 from jobs.train import TrainConfig, load_train_config
-from jobs.training import (
-    Clip,
-    _samples,
-    extract_features,
-    fit_fusion,
-    predictor,
-    sample_clips,
-)
+from jobs.training import Clip, encode_samples, fit_fusion, predictor, protocol_metrics
 from pipeline.config import load_config
-from pipeline.datasets import scores_at_picks
-from stages.protocol import evaluate_video, mean_result
 
 
 def uniform_scores(c: Clip, budget: float = 0.15) -> np.ndarray:
@@ -65,17 +55,12 @@ def coverage_scores(c: Clip) -> np.ndarray:
     return scores
 
 
-def figures(clips: list[Clip], scores_of, trials: int, seed: int, at_picks: bool = False):
+def figures(clips: list[Clip], scores_of, tc: TrainConfig, at_picks: bool = False) -> dict:
     """F1 (avg and max over annotators), PoR, tau and rho, averaged over clips."""
-    per_metric = {}
-    for metric in ("avg", "max"):
-        results = []
-        for c in clips:
-            s = scores_of(c)
-            if not at_picks:
-                s = scores_at_picks(c.time_s, s, c.video.pick_times)
-            results.append(evaluate_video(s, c.video.truth, metric, trials, seed))
-        per_metric[metric] = mean_result(results)
+    per_metric = {
+        m: protocol_metrics(clips, scores_of, replace(tc, metric=m), at_picks)
+        for m in ("avg", "max")
+    }
     avg, mx = per_metric["avg"], per_metric["max"]
     return {
         "f1_avg": avg["f1"],
@@ -89,15 +74,16 @@ def figures(clips: list[Clip], scores_of, trials: int, seed: int, at_picks: bool
     }
 
 
-def random_row(clips: list[Clip], trials: int, seed: int) -> dict:
+def random_row(clips: list[Clip], trials: int, tc: TrainConfig) -> dict:
     """Each figure averaged over `trials` seeded random score draws."""
     rows = []
     for trial in range(trials):
 
         def draw(c: Clip, trial=trial) -> np.ndarray:
-            return np.random.default_rng([seed, trial, len(c.time_s)]).random(len(c.time_s))
+            rng = np.random.default_rng([tc.seed, trial, len(c.time_s)])
+            return rng.random(len(c.time_s))
 
-        rows.append(figures(clips, draw, 1, seed))
+        rows.append(figures(clips, draw, replace(tc, random_trials=1)))
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
@@ -110,25 +96,20 @@ def main(argv: list[str] | None = None) -> dict:
     tc: TrainConfig = load_train_config("train.yaml", args.overrides)
     if args.work:
         tc = replace(tc, work=args.work)
-    work = Path(tc.work)
-    train = _samples(work / "train", tc.train_count, tc.train_seed)
-    test = _samples(work / "test", tc.test_count, tc.test_seed, tc.test_long)
     cfg = load_config(tc.pipeline, tc.overrides)
     cfg.fusion.checkpoint = "none"
-    arrays = extract_features(tc, cfg, [str(v.resolve()) for v in train + test])
-    fit_on, held_out = sample_clips(work / "train", arrays), sample_clips(work / "test", arrays)
+    fit_on, held_out = encode_samples(tc, cfg)
     minutes = sum(float(c.time_s[-1]) for c in held_out) / 60
     print(
         f"{len(fit_on)} training clips, {len(held_out)} held-out clips "
         f"({minutes:.1f} min; seed {tc.test_seed}, never trained on)"
     )
 
-    trials, seed = tc.random_trials, tc.seed
     rows: dict[str, dict] = {}
     fits: dict[str, dict] = {}
-    rows["random scores"] = random_row(held_out, args.random_rows, seed)
-    rows["uniform sampling"] = figures(held_out, uniform_scores, trials, seed)
-    rows["coverage (facility location)"] = figures(held_out, coverage_scores, trials, seed)
+    rows["random scores"] = random_row(held_out, args.random_rows, tc)
+    rows["uniform sampling"] = figures(held_out, uniform_scores, tc)
+    rows["coverage (facility location)"] = figures(held_out, coverage_scores, tc)
     models = {
         "visual only (supervised)": ("supervised", "visual"),
         "audio only (supervised)": ("supervised", "audio"),
@@ -144,9 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
             "best_epoch": result.best_epoch,
             "seconds_per_epoch": result.seconds_per_epoch,
         }
-        rows[name] = figures(held_out, predictor(result.model), trials, seed)
+        rows[name] = figures(held_out, predictor(result.model), tc)
     rows["gtscore (ceiling)"] = figures(
-        held_out, lambda c: c.video.truth.gtscore, trials, seed, at_picks=True
+        held_out, lambda c: c.video.truth.gtscore, tc, at_picks=True
     )
 
     print(format_table(rows))

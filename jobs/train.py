@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, CheckpointMismatch) as exc:
         print(f"vidgist: error: {exc}", file=sys.stderr)
         return 2
-    training._log(f"done in {time.monotonic() - t0:.0f} s")
+    training.log(f"done in {time.monotonic() - t0:.0f} s")
     return 0
 
 

@@ -51,17 +51,17 @@ from stages.protocol import evaluate_video, mean_result
 from stages.records import Features
 
 
-def _log(msg: str) -> None:
+def log(msg: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def _samples(directory: Path, count: int, seed: int, long: bool = False) -> list[Path]:
+def sample_videos(directory: Path, count: int, seed: int, long: bool = False) -> list[Path]:
     videos = [directory / f"sample-{i:03d}.mp4" for i in range(count)]
     marker = directory / ".complete.json"
     expected = {"count": count, "seed": seed, "long": long, "version": SAMPLES_VERSION}
     if not (marker.exists() and json.loads(marker.read_text()) == expected):
         kind = "long sample clips" if long else "sample clips"
-        _log(f"rendering {count} {kind} (seed {seed}) into {directory}")
+        log(f"rendering {count} {kind} (seed {seed}) into {directory}")
         generate_samples(directory, count=count, seed=seed, long=long)
         marker.write_text(json.dumps(expected))
     return videos
@@ -140,7 +140,7 @@ def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: li
     opt = torch.optim.AdamW(params, lr=tc.audio_lr, weight_decay=tc.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     crop = tc.audio_crop_frames
-    _log(f"audio: {len(train_data)} training windows, {len(test_data)} test windows")
+    log(f"audio: {len(train_data)} training windows, {len(test_data)} test windows")
     for epoch in range(tc.audio_epochs):
         order = rng.permutation(len(train_data))
         total = 0.0
@@ -166,12 +166,12 @@ def train_audio(tc: TrainConfig, cfg: VidgistConfig, train: list[Path], test: li
             opt.step()
             total += loss.item()
         if epoch % 5 == 4 or epoch == tc.audio_epochs - 1:
-            _log(f"audio epoch {epoch + 1}: loss {total / max(1, len(order) / 8):.3f}")
+            log(f"audio epoch {epoch + 1}: loss {total / max(1, len(order) / 8):.3f}")
     model.eval()
     head.eval()
     acc, per_class = _audio_accuracy(model, head, test_data, spf)
     train_acc, _ = _audio_accuracy(model, head, train_data, spf)
-    _log(f"audio event accuracy: train {train_acc:.3f}, held-out test {acc:.3f} {per_class}")
+    log(f"audio event accuracy: train {train_acc:.3f}, held-out test {acc:.3f} {per_class}")
     path = Path(tc.out) / audio_stage.BUNDLED
     meta = {
         "kind": "audio-encoder",
@@ -227,16 +227,16 @@ def extract_features(tc: TrainConfig, cfg: VidgistConfig, uris: list[str]) -> di
     encoder = features_version(cfg)
     cached = _cached_features(out, uris, encoder)
     if len(cached) == len(uris):
-        _log(f"reusing the committed features of {len(cached)} clips in {out}")
+        log(f"reusing the committed features of {len(cached)} clips in {out}")
         return cached
     missing = [u for u in uris if u not in cached]
-    _log(f"{len(cached)} of {len(uris)} videos have features; encoding {len(missing)}")
+    log(f"{len(cached)} of {len(uris)} videos have features; encoding {len(missing)}")
     listing = Path(tc.work) / "to-encode.txt"
     listing.write_text("\n".join(missing) + "\n")
-    result = run_pipeline(cfg, str(listing), str(out), log=_log, encode_only=True)
+    result = run_pipeline(cfg, str(listing), str(out), log=log, encode_only=True)
     cached = _cached_features(out, uris, encoder)
     if len(cached) < len(uris):
-        _log(f"{len(uris) - len(cached)} of {len(uris)} videos have no features:\n{result.report}")
+        log(f"{len(uris) - len(cached)} of {len(uris)} videos have no features:\n{result.report}")
     return cached
 
 
@@ -291,7 +291,7 @@ def fit_fusion(
     model = fusion_stage.build_model(
         replace(cfg.fusion, inputs=inputs), first.visual.shape[1], first.audio.shape[1]
     )
-    _log(f"fusion ({objective}, {inputs}): {len(fit_on)} training, {len(val)} validation videos")
+    log(f"fusion ({objective}, {inputs}): {len(fit_on)} training, {len(val)} validation videos")
     return fit(model, [c.seq for c in fit_on], [c.seq for c in val], fit_config(tc, objective))
 
 
@@ -347,28 +347,41 @@ def save_fusion(
         "torch": torch.__version__,
     }
     ckpt.save(path, result.model.state_dict(), meta)
-    _log(f"wrote {path}")
+    log(f"wrote {path}")
 
 
 def _dims(clips: list[Clip]) -> tuple[int, int]:
     return clips[0].seq.visual.shape[1], clips[0].seq.audio.shape[1]
 
 
-def train_on_samples(tc: TrainConfig) -> dict:
+def sample_sets(tc: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """The training and held-out sample clips (rendered once, then found on disk)."""
     work = Path(tc.work)
-    train = _samples(work / "train", tc.train_count, tc.train_seed)
-    test = _samples(work / "test", tc.test_count, tc.test_seed, tc.test_long)
-    cfg = load_config(tc.pipeline, tc.overrides)
-    if tc.audio_epochs > 0:
-        cfg.audio.checkpoint = str(train_audio(tc, cfg, train, test))
-    cfg.fusion.checkpoint = "none"
+    train = sample_videos(work / "train", tc.train_count, tc.train_seed)
+    return train, sample_videos(work / "test", tc.test_count, tc.test_seed, tc.test_long)
+
+
+def encode_samples(tc: TrainConfig, cfg: VidgistConfig) -> tuple[list[Clip], list[Clip]]:
+    """Both sample sets through pass 1 (or the features table), as clips with annotations."""
+    train, test = sample_sets(tc)
     arrays = extract_features(tc, cfg, [str(v.resolve()) for v in train + test])
+    work = Path(tc.work)
     train_clips, test_clips = (
         sample_clips(work / "train", arrays),
         sample_clips(work / "test", arrays),
     )
     if len(train_clips) < len(train) or len(test_clips) < len(test):
         raise RuntimeError("pass 1 failed on some sample clips (see above)")
+    return train_clips, test_clips
+
+
+def train_on_samples(tc: TrainConfig) -> dict:
+    work = Path(tc.work)
+    cfg = load_config(tc.pipeline, tc.overrides)
+    if tc.audio_epochs > 0:
+        cfg.audio.checkpoint = str(train_audio(tc, cfg, *sample_sets(tc)))
+    cfg.fusion.checkpoint = "none"
+    train_clips, test_clips = encode_samples(tc, cfg)
     result = fit_fusion(tc, cfg, train_clips, tc.objective, tc.inputs)
     metrics = {
         "test": protocol_metrics(test_clips, predictor(result.model), tc),

@@ -27,6 +27,8 @@ BUNDLED = "fusion.pt"
 
 
 INPUTS = ("visual+audio", "visual", "audio")
+# What checkpoints written before `inputs` existed saw.
+LEGACY_ARCHITECTURE = {"inputs": "visual+audio"}
 
 
 def architecture(cfg: FusionConfig, visual_dim: int, audio_dim: int) -> dict:
@@ -123,10 +125,9 @@ def load_trained(path, features: str, device: str = "auto") -> FusionScorer:
     that `features` (an encoder version or a data set's backbone) is what it was trained on."""
     _, meta = ckpt.load(path)
     refuse_other_features(meta, features, path)
-    arch = meta["architecture"]
+    arch = {**LEGACY_ARCHITECTURE, **meta["architecture"]}
     cfg = FusionConfig(
-        **{k: arch[k] for k in ("d_model", "heads", "layers", "ff")},
-        inputs=arch.get("inputs", "visual+audio"),
+        **{k: arch[k] for k in ("d_model", "heads", "layers", "ff", "inputs")},
         checkpoint=str(path),
         device=device,
     )
@@ -165,9 +166,8 @@ class FusionScorer(VideoStage):
             raise ValueError("fusion needs the stored feature widths: shared.visual_dim/audio_dim")
         self.model = build_model(self.cfg, *dims)
         arch = architecture(self.cfg, *dims)
-        # Checkpoints from before `inputs` existed saw both modalities.
         self.meta = ckpt.load_into(
-            self.model, self.cfg.checkpoint, BUNDLED, arch, {"inputs": "visual+audio"}
+            self.model, self.cfg.checkpoint, BUNDLED, arch, LEGACY_ARCHITECTURE
         )
         self.version, self.trained = self.describe(self.cfg)
         self.model.eval().to(self.device)
