@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         "samples",
         help="render sample clips with ground truth",
         description="Render deterministic sample clips (H.264/AAC MP4) with SumMe/TVSum-style "
-        "<name>.gt.json ground truth beside each. The same seed gives the same bytes.",
+        "<name>.gt.json ground truth beside each. The same seed gives the same frames, sound "
+        "and truth.",
     )
     p.add_argument("out", help="folder for the clips")
     p.add_argument("--count", type=int, default=8, help="number of clips (default 8)")

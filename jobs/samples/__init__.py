@@ -1,7 +1,8 @@
 """Deterministic sample clips with ground truth: `vidgist samples OUT`.
 
 Each clip is an MP4 (H.264, AAC stereo where it has audio) with a `<name>.gt.json`
-sidecar holding SumMe/TVSum-style ground truth. The same seed gives the same bytes.
+sidecar holding SumMe/TVSum-style ground truth. The same seed gives the same frames,
+sound and truth (and almost always the same bytes: render.py says when not).
 """
 
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """Render a ClipSpec to an H.264/AAC MP4 with PyAV.
 
-Pixels and samples are plain numpy; the encoders run single-threaded with fixed options
-so that the same spec always produces the same bytes.
+Pixels and samples are plain numpy; the encoders run single-threaded with fixed options,
+so the same spec gives the same pixels, the same sound and almost always the same bytes.
+Not always: about once in thirty renders, a second render in the same process (after an
+unrelated one) came out of x264 with a few macroblocks decided differently (pixels off by
+up to 8 levels over a few hundred pixels; same options in its SEI, same input frames as
+far as hashing them could tell, since hashing them made it vanish). valgrind found no
+uninitialised read in FFmpeg's libraries; the cause is not known.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A clip is a list of shots; a shot is a background, up to two moving or still objects and
 one audio event. Every attribute is drawn from a seeded generator, so a (seed, index)
 pair always describes the same clip, and the renderer turns the description into the
-same bytes.
+same pixels and sound.
 """
 
 from __future__ import annotations
