@@ -76,6 +76,14 @@ class Resources:
     write_batch: int = 64  # videos per output file in pass 2, windows per file in pass 1
 
 
+# The table writers of both passes: light I/O tasks. Their CPU share differs from every
+# stage's on purpose: Ray Data fuses consecutive task maps with equal resources, and a
+# writer fused into pass 2's per-video task made that task take `write_batch` videos at
+# once, so one worker ran a whole batch's OCR and speech in turn (8 videos: 28.8 s of
+# pass 2 on one of two cores).
+WRITE_CPUS = 0.25
+
+
 @dataclass
 class RayConfig:
     address: str | None = None  # None: start a local Ray (or join RAY_ADDRESS when set)
@@ -103,6 +111,9 @@ class RunConfig:
     # When stdout is not a terminal: one progress line every this many seconds (0: none),
     # and no Ray Data progress bars.
     progress_s: float = 10.0
+    # Log, after each pass, the wall and CPU seconds of every stage (and of building it),
+    # summed over the workers of this node (pipeline/timings.py).
+    stage_times: bool = False
 
 
 @dataclass

@@ -14,9 +14,10 @@ import ray
 from ray.data import Dataset
 
 from pipeline.adapters import Bound, Watchdog, apply
-from pipeline.config import VidgistConfig
+from pipeline.config import WRITE_CPUS, VidgistConfig
 from pipeline.features import FeatureWriter
 from pipeline.store import Store
+from pipeline.timings import StageTimer, Timed
 from stages import registry
 from stages.measure import Measurer
 from stages.visual import VisualEncoder
@@ -42,6 +43,7 @@ def encode_plan(
     run_id: str,
     encoder_version: str,
     visual_trained: bool,
+    timer: StageTimer | None = None,
 ) -> Dataset:
     r = cfg.resources
     audio_encoder = registry.resolve("audio.encoder", cfg.audio.encoder)
@@ -65,21 +67,21 @@ def encode_plan(
     # A decoder stuck inside one native call cannot be interrupted from Python: the
     # watchdog ends its worker and leaves the reason for the retry to report.
     watchdog = Watchdog(watchdog_folder(out, run_id), cfg.decode.timeout_s + WATCHDOG_SLACK_S)
-    ds = apply(ds, decode if own_pool else decode + scorer, r.decode, watchdog)
+    ds = apply(ds, decode if own_pool else decode + scorer, r.decode, watchdog, timer)
     if own_pool:
         # A detector with a model (TransNetV2) on GPUs: its own actor pool, fed the
         # windows' 48x27 frames (about 4 KB per decoded frame).
-        ds = apply(ds, scorer, r.shots)
+        ds = apply(ds, scorer, r.shots, timer=timer)
 
     # The CNN is an actor pool: the model loads once per actor, batches of windows keep
     # the device busy, and fractional num_gpus lets several actors share one GPU.
-    ds = apply(ds, [Bound(VisualEncoder, cfg.visual, shared)], r.visual)
+    ds = apply(ds, [Bound(VisualEncoder, cfg.visual, shared)], r.visual, timer=timer)
     # The audio encoder is small; its own pool keeps it off the CNN's critical path.
-    ds = apply(ds, [Bound(audio_encoder, cfg.audio, shared)], r.audio)
+    ds = apply(ds, [Bound(audio_encoder, cfg.audio, shared)], r.audio, timer=timer)
 
     # Features are ~7 KB per sampled frame once the pixels are gone: light tasks write
     # them into the run's staging and return one small receipt per window for the driver.
-    writer = FeatureWriter(out, run_id, encoder_version, visual_trained)
+    writer = Timed(FeatureWriter(out, run_id, encoder_version, visual_trained), "write", timer)
     return ds.map_batches(
-        writer, batch_size=r.write_batch, num_cpus=0.25, max_retries=r.decode.max_retries
+        writer, batch_size=r.write_batch, num_cpus=WRITE_CPUS, max_retries=r.decode.max_retries
     )

@@ -11,9 +11,10 @@ import ray
 from ray.data import Dataset
 
 from pipeline.adapters import Bound, apply
-from pipeline.config import VidgistConfig
+from pipeline.config import WRITE_CPUS, VidgistConfig
 from pipeline.features import FeatureLoader
 from pipeline.outputs import OutputWriter
+from pipeline.timings import StageTimer, Timed
 from stages import registry
 from stages.keyframes import KeyframeExtractor
 from stages.ocr import ScreenReader
@@ -31,26 +32,23 @@ def summarize_plan(
     run_id: str,
     model_version: str,
     shared: Shared,
+    timer: StageTimer | None = None,
 ) -> Dataset:
     """`items`: one {"video_id", "record"} row per video; `shared` carries the feature widths."""
     r = cfg.resources
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    # The writer runs as the summarize tasks do, so Ray Data fuses it into their task.
-    writer = OutputWriter(out, run_id, model_version)
-    task = r.summarize
-    write_args = {
-        "num_cpus": task.num_cpus,
-        "max_calls": task.max_calls or None,
-        "max_retries": task.max_retries,
-    }
+    # The writer is its own light task (WRITE_CPUS says why it must not fuse with the
+    # per-video stages): it gathers up to `write_batch` finished videos per file.
+    writer = Timed(OutputWriter(out, run_id, model_version), "write", timer)
+    write_args = {"num_cpus": WRITE_CPUS, "max_retries": r.summarize.max_retries}
     if not shared.visual_dim:
         # Every video failed in pass 1: there is nothing to fuse, only error rows to write.
         return ds.map_batches(writer, batch_size=r.write_batch, **write_args)
     # Reading a video's windows back is I/O on small files: a light task.
-    ds = apply(ds, [Bound(FeatureLoader, None, shared)], r.summarize)
+    ds = apply(ds, [Bound(FeatureLoader, None, shared)], r.summarize, timer=timer)
     # Fusion holds a model: an actor pool, on GPUs where the config gives them.
     fusion = registry.resolve("fusion.model", cfg.fusion.model)
-    ds = apply(ds, [Bound(fusion, cfg.fusion, shared)], r.fusion)
+    ds = apply(ds, [Bound(fusion, cfg.fusion, shared)], r.fusion, timer=timer)
     # Shots, selection, tags, keyframe decoding, OCR, speech and text are CPU work per
     # video: one task runs them in turn on one unpickled record. Speech reads the audio
     # itself (pass 1 keeps no waveform) and is the costliest: about 0.1 s per second of
@@ -65,5 +63,5 @@ def summarize_plan(
         Bound(registry.resolve("text.writer", cfg.text.writer), cfg.text, shared),
         Bound(SkimWriter, cfg.skims, shared),
     ]
-    ds = apply(ds, cpu_stages, r.summarize)
+    ds = apply(ds, cpu_stages, r.summarize, timer=timer)
     return ds.map_batches(writer, batch_size=r.write_batch, **write_args)
