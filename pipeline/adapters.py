@@ -33,6 +33,7 @@ from typing import Any
 from ray.data import ActorPoolStrategy, Dataset
 
 from pipeline.config import StageResources
+from pipeline.timings import StageTimer, timed
 from stages.base import Stage
 from stages.errors import one_line
 from stages.records import VideoRecord, VideoRef, Windows
@@ -58,19 +59,29 @@ _KEEP = 8
 
 
 class _Call:
-    def __init__(self, stages: Sequence[Bound], eager: bool = False):
+    def __init__(
+        self, stages: Sequence[Bound], eager: bool = False, timer: StageTimer | None = None
+    ):
         self.bound = list(stages)
         self.token = uuid.uuid4().hex
+        self.timer = timer
         # Actors build at once (their constructor is the per-worker set-up); task
         # functions are pickled per task, so they build on first use in each worker.
-        self._stages = [b.build() for b in self.bound] if eager else None
+        self._stages = self._build() if eager else None
+
+    def _build(self) -> list[Stage]:
+        built = []
+        for b in self.bound:
+            with timed(self.timer, f"{b.cls.name} (build)"):
+                built.append(b.build())
+        return built
 
     def stages(self) -> list[Stage]:
         if self._stages is not None:
             return self._stages
         built = _BUILT.get(self.token)
         if built is None:
-            built = _BUILT[self.token] = [b.build() for b in self.bound]
+            built = _BUILT[self.token] = self._build()
             while len(_BUILT) > _KEEP:
                 _BUILT.popitem(last=False)
         _BUILT.move_to_end(self.token)
@@ -143,16 +154,22 @@ WATCHDOG_EXIT = 70
 
 
 class _SourceCall(_Call):
-    def __init__(self, stages: Sequence[Bound], eager: bool = False, watchdog=None):
-        super().__init__(stages, eager)
-        self.watchdog: Watchdog | None = watchdog
+    def __init__(
+        self,
+        stages: Sequence[Bound],
+        eager: bool = False,
+        timer: StageTimer | None = None,
+        watchdog: Watchdog | None = None,
+    ):
+        super().__init__(stages, eager, timer)
+        self.watchdog = watchdog
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
         source, *then = self.stages()
         for i in range(len(batch["uri"])):
             ref = VideoRef(*(str(batch[k][i]) for k in ("video_id", "uri", "fingerprint")))
             if self.watchdog is None:
-                for windows in _source_windows(source, then, ref):
+                for windows in _source_windows(source, then, ref, self.timer):
                     yield windows.to_columns()
                 continue
             reason = self.watchdog.reason(ref.video_id)
@@ -163,7 +180,7 @@ class _SourceCall(_Call):
             # The guard times the making of each window, not the pauses while Ray holds
             # the generator (backpressure is not a hang).
             with self.watchdog.attempt(ref):
-                stream = _source_windows(source, then, ref)
+                stream = _source_windows(source, then, ref, self.timer)
                 while True:
                     with self.watchdog.guard(ref):
                         windows = next(stream, None)
@@ -196,15 +213,22 @@ def crash_reason(folder: str | Path, video_id: str) -> str | None:
     return f"its worker died of {' then '.join(dict.fromkeys(causes))} while decoding it{times}"
 
 
-def _source_windows(source: Any, then: list[Stage], ref: VideoRef) -> Iterator[Windows]:
+def _source_windows(
+    source: Any, then: list[Stage], ref: VideoRef, timer: StageTimer | None = None
+) -> Iterator[Windows]:
     """The source's windows of one video through the window stages that share its task;
     a stage that fails on this video's data ends the video with an error row naming it,
     and the task goes on with the next video."""
     stream = source(ref)
-    for windows in stream:
+    while True:
+        with timed(timer, source.name):
+            windows = next(stream, None)
+        if windows is None:
+            return
         try:
             for stage in then:
-                windows = stage(windows)
+                with timed(timer, stage.name):
+                    windows = stage(windows)
         except Exception as exc:
             stream.close()
             yield _error_windows(source, then, ref, f"{stage.name}: {one_line(exc)}")
@@ -225,7 +249,8 @@ class _WindowsCall(_Call):
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         windows = Windows.from_columns(batch)
         for stage in self.stages():
-            windows = stage(windows)
+            with timed(self.timer, stage.name, len(windows)):
+                windows = stage(windows)
         return windows.to_columns()
 
 
@@ -236,7 +261,8 @@ class _VideoCall(_Call):
             if not record.ok:
                 break
             try:
-                record = stage(record)
+                with timed(self.timer, stage.name):
+                    record = stage(record)
             except Exception as exc:  # a bad video must never stop the others
                 record.errors[stage.name] = one_line(exc)
         return video_row(record)
@@ -246,10 +272,15 @@ _CALLS = {"source": _SourceCall, "windows": _WindowsCall, "video": _VideoCall}
 
 
 def apply(
-    ds: Dataset, stages: Sequence[Bound], res: StageResources, watchdog: Watchdog | None = None
+    ds: Dataset,
+    stages: Sequence[Bound],
+    res: StageResources,
+    watchdog: Watchdog | None = None,
+    timer: StageTimer | None = None,
 ) -> Dataset:
     """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says
-    (`watchdog`: a hard time limit per video, for a source stage in a task pool)."""
+    (`watchdog`: a hard time limit per video, for a source stage in a task pool;
+    `timer`: where each stage call's time goes, when the run is timed)."""
     kinds = [b.cls.kind for b in stages]
     head = kinds[0]
     if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
@@ -258,11 +289,12 @@ def apply(
     if res.pool == "actors":
         udf: Any = call
         args: dict[str, Any] = {
-            "fn_constructor_args": (list(stages), True),
+            "fn_constructor_args": (list(stages), True, timer),
             "compute": ActorPoolStrategy(min_size=res.min_size, max_size=res.max_size),
         }
     else:
-        udf = call(stages, watchdog=watchdog) if watchdog is not None else call(stages)
+        extra = {"watchdog": watchdog} if watchdog is not None else {}
+        udf = call(stages, timer=timer, **extra)
         args = {"max_calls": res.max_calls or None, "max_retries": res.max_retries}
     args.update(num_cpus=res.num_cpus)
     if res.num_gpus:

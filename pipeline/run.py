@@ -7,6 +7,7 @@ import json
 import secrets
 import shutil
 import signal
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from pipeline.schemas import VIDEOS
 from pipeline.sources import list_inputs, make_sources, split_done
 from pipeline.store import Store
 from pipeline.summarize import summarize_plan
+from pipeline.timings import StageTimer, format_totals
 from pipeline.versions import (
     check_fusion_matches_encoder,
     code_version,
@@ -281,24 +283,43 @@ def _batch(
     files to publish."""
     keep: set[str] = set()  # the staged files this batch publishes
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
-    log("pass 1/2: decode + encode")
-    ds1 = encode_plan(items, cfg, store.root, run_id, *versions.features)
-    receipts = progress.windows(ds1.iter_batches(**_BATCHES), cfg.decode.fps)
-    crashes = watchdog_folder(store.root, run_id)
-    try:
-        records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
-    finally:
-        if store.folder.remote:  # outside OUT: the commit does not clear it
-            shutil.rmtree(crashes, ignore_errors=True)
+    with _stage_times(cfg.run.stage_times, "pass 1", log) as timer:
+        log("pass 1/2: decode + encode")
+        ds1 = encode_plan(items, cfg, store.root, run_id, *versions.features, timer)
+        receipts = progress.windows(ds1.iter_batches(**_BATCHES), cfg.decode.fps)
+        crashes = watchdog_folder(store.root, run_id)
+        try:
+            records = list(_collect_pass1(batch, receipts, cfg.decode.fps, crashes).values())
+        finally:
+            if store.folder.remote:  # outside OUT: the commit does not clear it
+                shutil.rmtree(crashes, ignore_errors=True)
     keep |= {f for r in records for f in r.feature_files}
     if encode_only:
         report = _write_video_rows(store, run_id, records, "features", keep)
         ok = int((report["status"] == "ok").sum())
         progress.finished(ok, len(report) - ok)
-    else:
+        return report, keep
+    with _stage_times(cfg.run.stage_times, "pass 2", log) as timer:
         log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text + skim")
-        report = _summarize(cfg, store, run_id, versions.model, records, keep, log, progress)
+        report = _summarize(cfg, store, run_id, versions.model, records, keep, log, progress, timer)
     return report, keep
+
+
+@contextlib.contextmanager
+def _stage_times(on: bool, title: str, log: Callable[[str], None]) -> Iterator[StageTimer | None]:
+    """A timer for one pass when `run.stage_times` is on; its table is logged after the
+    pass (not when the pass fails: the error matters then)."""
+    if not on:
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="vidgist-stage-times-")
+    try:
+        t0 = time.monotonic()
+        timer = StageTimer(folder, time.time())
+        yield timer
+        log(format_totals(title, timer.totals(), time.monotonic() - t0))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_systemic(report: pd.DataFrame, max_same: float, min_videos: int = 4) -> None:
@@ -374,13 +395,14 @@ def _summarize(
     keep: set[str],
     log: Callable[[str], None],
     progress: Progress,
+    timer: StageTimer | None = None,
 ) -> pd.DataFrame:
     """Pass 2; any video whose result never came back becomes an error row."""
     files = sorted({f for r in records if r.ok for f in r.feature_files})
     visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
     shared = replace(cfg.decode.shared(), visual_dim=visual_dim, audio_dim=audio_dim)
     items = [pass2_row(r) for r in records]
-    ds2 = summarize_plan(items, cfg, store.root, run_id, mversion, shared)
+    ds2 = summarize_plan(items, cfg, store.root, run_id, mversion, shared, timer)
     batches = []
     for b in ds2.iter_batches(**_BATCHES):
         batches.append(pd.DataFrame(b))

@@ -155,12 +155,18 @@ def inputs(tmp_path_factory, tiny_clip, silent_clip, rotated_clip, bad_inputs):
 
 
 @pytest.fixture(scope="session")
-def first_run(ray_session, inputs, tmp_path_factory):
-    """One pipeline run over `inputs` (shared by the pipeline and report tests; later
-    pipeline tests add runs to its OUT)."""
+def first_run_log() -> list[str]:
+    """What `first_run` logged, line by line."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def first_run(ray_session, inputs, tmp_path_factory, first_run_log):
+    """One pipeline run over `inputs`, with stage times on (shared by the pipeline and
+    report tests; later pipeline tests add runs to its OUT)."""
     from pipeline.config import load_config
     from pipeline.run import run_pipeline
 
     out = tmp_path_factory.mktemp("out")
-    cfg = load_config("local.yaml", local_overrides())
-    return run_pipeline(cfg, str(inputs), str(out), log=lambda _: None), out
+    cfg = load_config("local.yaml", [*local_overrides(), "run.stage_times=true"])
+    return run_pipeline(cfg, str(inputs), str(out), log=first_run_log.append), out
