@@ -38,30 +38,66 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process and all its descendants (shared pages split)."""
-    total, stack = 0, [pid]
+def _name(pid: int) -> str:
+    """A process's name for a memory table: Ray's worker title, else its command."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return "?"
+    if not args:
+        return "?"
+    if args[0].startswith("ray::"):
+        return args[0].split()[0]  # ray::IDLE, ray::MapWorker(MapBatches(_WindowsCall)), ...
+    words = [os.path.basename(a) for a in args[:3]]
+    return " ".join(w for w in words if not w.startswith("-"))[:60]
+
+
+def tree_pss(pid: int) -> dict[int, tuple[str, float, float]]:
+    """PSS of a process and all its descendants (shared pages split among their users):
+    pid -> (name, PSS MB, of which shared memory MB, e.g. Ray's object store)."""
+    out, stack = {}, [pid]
     while stack:
         p = stack.pop()
         stack.extend(_children(p))
+        fields = {}
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-                        break
+                    key, _, rest = line.partition(":")
+                    if key in ("Pss", "Pss_Shmem"):
+                        fields[key] = int(rest.split()[0]) / 1024
         except OSError:
             continue
-    return total / 1024
+        if "Pss" in fields:
+            out[p] = (_name(p), fields["Pss"], fields.get("Pss_Shmem", 0.0))
+    return out
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Proportional set size of a process and all its descendants, in MB."""
+    return sum(pss for _, pss, _ in tree_pss(pid).values())
+
+
+def by_name(snapshot: dict[int, tuple[str, float, float]]) -> list[dict]:
+    """A `tree_pss` snapshot grouped by process name, largest first."""
+    groups: dict[str, dict] = {}
+    for name, pss, shmem in snapshot.values():
+        g = groups.setdefault(name, {"name": name, "processes": 0, "pss_mb": 0.0, "shmem_mb": 0.0})
+        g["processes"] += 1
+        g["pss_mb"] += pss
+        g["shmem_mb"] += shmem
+    return sorted(groups.values(), key=lambda g: -g["pss_mb"])
 
 
 def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25) -> dict:
-    """Run a command; return its wall time, exit code, output and peak tree PSS (MB)."""
+    """Run a command; return its wall time, exit code, output (each line with when it came),
+    peak tree PSS (MB) and the processes that made up that peak."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
-    peak = 0.0
+    peak, at_peak = 0.0, {}
     lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
 
     def read() -> None:
@@ -71,13 +107,17 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid))
+        snapshot = tree_pss(proc.pid)
+        total = sum(pss for _, pss, _ in snapshot.values())
+        if total > peak:
+            peak, at_peak = total, snapshot
         time.sleep(interval)
     reader.join()
     return {
         "wall_s": time.perf_counter() - t0,
         "rc": proc.returncode,
         "peak_pss_mb": peak,
+        "peak_processes": by_name(at_peak),
         "output": "".join(line for _, line in lines),
         "timed_lines": lines,
     }

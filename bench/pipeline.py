@@ -6,8 +6,11 @@ the bare components then do the core work once, sequentially, on the same files:
 ffmpeg CLI decoding and sampling every clip, and the bare CNN on every sampled frame.
 Their sum is what decode + visual encoding cost without Ray, windows, audio, fusion,
 selection, keyframes, text and Parquet. The run's pass 1 (decode + encode) is timed from
-its own progress lines. The bench refuses a result where the run processed another number
-of videos than the reference.
+its own progress lines; with `run.stage_times=true` it also logs per-stage times, from
+which the bench takes when the first window was decoded (seconds from the command's
+start) and the CNN's share. Peak PSS is of the run's whole process tree (Ray's included),
+with the processes that made it up at the peak. The bench refuses a result where the run
+processed another number of videos than the reference.
 
     python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
 """
@@ -27,28 +30,34 @@ import torch
 
 from bench.common import ROOT, ensure_samples, run_measured, save
 from bench.reference import sampled_frames
-from stages.settings import DecodeConfig, VisualConfig
+from pipeline.config import load_config
+from pipeline.timings import read_table
+from stages.settings import DecodeConfig
 from stages.visual import VisualEncoder
 
 
-def bare_reference(videos: list[Path]) -> dict:
+def bare_reference(videos: list[Path], config: str) -> dict:
+    """ffmpeg decoding and sampling, then the bare CNN at the run's own batch size."""
     cfg = DecodeConfig()
     t0 = time.perf_counter()
     frames = [sampled_frames(str(v), cfg.fps, cfg.frame_size) for v in videos]
     t_decode = time.perf_counter() - t0
-    enc = VisualEncoder(VisualConfig(device="cpu"))
+    visual = dataclasses.replace(load_config(config).visual, device="cpu", threads=0)
+    enc = VisualEncoder(visual)
+    batch = visual.batch_size
     t0 = time.perf_counter()
     with torch.inference_mode():
         for f in frames:
             x = torch.from_numpy(f.copy()).permute(0, 3, 1, 2).float()
             x = ((x - enc._mean) / enc._std).contiguous(memory_format=torch.channels_last)
-            for i in range(0, len(x), 32):
-                enc.model(x[i : i + 32])
+            for i in range(0, len(x), batch):
+                enc.model(x[i : i + batch])
     t_cnn = time.perf_counter() - t0
     return {
         "ffmpeg_decode_s": t_decode,
         "bare_cnn_s": t_cnn,
         "frames": int(sum(len(f) for f in frames)),
+        "cnn_batch": batch,
     }
 
 
@@ -77,6 +86,7 @@ def measure(videos: list[Path], config: str) -> dict:
         manifest.write_text("\n".join(str(v.resolve()) for v in videos) + "\n")
         cmd = [str(Path(sys.executable).parent / "vidgist"), "run", "--input", str(manifest)]
         cmd += ["--output", str(work / "out"), "--config", config, "ray.progress=false"]
+        cmd += ["run.stage_times=true"]
         run = run_measured(cmd)
         if run["rc"] != 0:
             raise RuntimeError(f"vidgist run failed:\n{run['output'][-3000:]}")
@@ -86,7 +96,9 @@ def measure(videos: list[Path], config: str) -> dict:
     if len(videos_df) != len(videos) or (videos_df["status"] != "ok").any():
         raise RuntimeError(f"the run processed {len(videos_df)} videos for {len(videos)} inputs")
     pass1, pass2 = pass_seconds(run["timed_lines"])
-    bare = bare_reference(videos)
+    stages = read_table(run["output"], "pass 1")
+    pass1_start = next(t for t, line in run["timed_lines"] if line.startswith("pass 1/2"))
+    bare = bare_reference(videos, config)
     bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
     return {
         "videos": len(videos),
@@ -95,6 +107,11 @@ def measure(videos: list[Path], config: str) -> dict:
         "pass1_s": pass1,
         "pass2_s": pass2,
         "peak_pss_mb": run["peak_pss_mb"],
+        "peak_processes": run["peak_processes"],
+        # The measure stage starts on a window as soon as the decoder has made it.
+        "first_window_s": pass1_start + stages["measure"]["first"],
+        "pass1_stages": stages,
+        "pass2_stages": read_table(run["output"], "pass 2"),
         **bare,
         "bare_total_s": bare_total,
         "wall_vs_bare": run["wall_s"] / bare_total,
@@ -143,7 +160,12 @@ def format_row(name: str, r: dict) -> str:
         f"(pass 1 {r['pass1_s']:.1f} s, pass 2 {r['pass2_s']:.1f} s), peak PSS "
         f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
         f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames); "
-        f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x"
+        f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x; first window "
+        f"decoded at {r['first_window_s']:.1f} s; largest at the peak: "
+        + ", ".join(
+            f"{g['name']} x{g['processes']} {g['pss_mb']:.0f} MB ({g['shmem_mb']:.0f} shared)"
+            for g in r["peak_processes"][:4]
+        )
     )
 
 
