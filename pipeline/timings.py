@@ -113,6 +113,22 @@ class Timed:
             return self.fn(batch)
 
 
+COLUMNS = ("calls", "items", "processes", "wall", "cpu", "cpu_per_wall", "share", "first", "last")
+
+
+def read_table(log: str, title: str) -> dict[str, dict[str, float]]:
+    """The stage rows of the `format_totals` table `title` found in a run's log text."""
+    lines = log.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith(f"stage times, {title}:"))
+    rows = {}
+    for line in lines[head + 2 :]:
+        if not line.startswith("  "):
+            break
+        name, numbers = line[:27].strip(), line[27:].split()
+        rows[name] = dict(zip(COLUMNS, (float(x.rstrip("%")) for x in numbers), strict=True))
+    return rows
+
+
 def timed(timer: StageTimer | None, stage: str, items: int = 1):
     """`timer.time(...)`, or nothing when the run is not timed."""
     return timer.time(stage, items) if timer else contextlib.nullcontext()
