@@ -74,6 +74,19 @@ def tree_pss(pid: int) -> dict[int, tuple[str, float, float]]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def tree_pss_mb(pid: int) -> float:
     """Proportional set size of a process and all its descendants, in MB."""
     return sum(pss for _, pss, _ in tree_pss(pid).values())
@@ -90,6 +103,15 @@ def by_name(snapshot: dict[int, tuple[str, float, float]]) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["pss_mb"])
 
 
+def _cpu_by_name(cpu: dict[int, tuple[str, float]]) -> list[dict]:
+    groups: dict[str, dict] = {}
+    for name, seconds in cpu.values():
+        g = groups.setdefault(name, {"name": name, "processes": 0, "cpu_s": 0.0})
+        g["processes"] += 1
+        g["cpu_s"] += seconds
+    return sorted(groups.values(), key=lambda g: -g["cpu_s"])
+
+
 def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25) -> dict:
     """Run a command; return its wall time, exit code, output (each line with when it came),
     peak tree PSS (MB) and the processes that made up that peak."""
@@ -98,6 +120,7 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     peak, at_peak = 0.0, {}
+    cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds when last seen)
     lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
 
     def read() -> None:
@@ -111,6 +134,8 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         total = sum(pss for _, pss, _ in snapshot.values())
         if total > peak:
             peak, at_peak = total, snapshot
+        for p, (name, _, _) in snapshot.items():
+            cpu[p] = (name, max(cpu.get(p, (name, 0.0))[1], cpu_seconds(p)))
         time.sleep(interval)
     reader.join()
     return {
@@ -118,6 +143,9 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         "rc": proc.returncode,
         "peak_pss_mb": peak,
         "peak_processes": by_name(at_peak),
+        # CPU seconds per process name, as last seen every `interval` (a process that
+        # ended between two looks loses its last moments): where the cores went.
+        "cpu_by_process": _cpu_by_name(cpu),
         "output": "".join(line for _, line in lines),
         "timed_lines": lines,
     }

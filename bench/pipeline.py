@@ -108,6 +108,7 @@ def measure(videos: list[Path], config: str) -> dict:
         "pass2_s": pass2,
         "peak_pss_mb": run["peak_pss_mb"],
         "peak_processes": run["peak_processes"],
+        "cpu_by_process": run["cpu_by_process"],
         # The measure stage starts on a window as soon as the decoder has made it.
         "first_window_s": pass1_start + stages["measure"]["first"],
         "pass1_stages": stages,
