@@ -53,9 +53,10 @@ def _name(pid: int) -> str:
     return " ".join(w for w in words if not w.startswith("-"))[:60]
 
 
-def tree_pss(pid: int) -> dict[int, tuple[str, float, float]]:
+def tree_pss(pid: int) -> dict[int, tuple[str, dict[str, float]]]:
     """PSS of a process and all its descendants (shared pages split among their users):
-    pid -> (name, PSS MB, of which shared memory MB, e.g. Ray's object store)."""
+    pid -> (name, {"pss_mb", "shmem_mb": the part in shared memory, e.g. Ray's object
+    store})."""
     out, stack = {}, [pid]
     while stack:
         p = stack.pop()
@@ -70,7 +71,7 @@ def tree_pss(pid: int) -> dict[int, tuple[str, float, float]]:
         except OSError:
             continue
         if "Pss" in fields:
-            out[p] = (_name(p), fields["Pss"], fields.get("Pss_Shmem", 0.0))
+            out[p] = (_name(p), {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)})
     return out
 
 
@@ -87,29 +88,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Proportional set size of a process and all its descendants, in MB."""
-    return sum(pss for _, pss, _ in tree_pss(pid).values())
-
-
-def by_name(snapshot: dict[int, tuple[str, float, float]]) -> list[dict]:
-    """A `tree_pss` snapshot grouped by process name, largest first."""
+def by_name(per_pid: dict[int, tuple[str, dict[str, float]]], largest: str) -> list[dict]:
+    """Per-process figures summed per process name, with how many processes had that
+    name, the largest `largest` first."""
     groups: dict[str, dict] = {}
-    for name, pss, shmem in snapshot.values():
-        g = groups.setdefault(name, {"name": name, "processes": 0, "pss_mb": 0.0, "shmem_mb": 0.0})
+    for name, figures in per_pid.values():
+        g = groups.setdefault(name, {"name": name, "processes": 0})
         g["processes"] += 1
-        g["pss_mb"] += pss
-        g["shmem_mb"] += shmem
-    return sorted(groups.values(), key=lambda g: -g["pss_mb"])
-
-
-def _cpu_by_name(cpu: dict[int, tuple[str, float]]) -> list[dict]:
-    groups: dict[str, dict] = {}
-    for name, seconds in cpu.values():
-        g = groups.setdefault(name, {"name": name, "processes": 0, "cpu_s": 0.0})
-        g["processes"] += 1
-        g["cpu_s"] += seconds
-    return sorted(groups.values(), key=lambda g: -g["cpu_s"])
+        for key, value in figures.items():
+            g[key] = g.get(key, 0.0) + value
+    return sorted(groups.values(), key=lambda g: -g[largest])
 
 
 def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25) -> dict:
@@ -120,7 +108,7 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     peak, at_peak = 0.0, {}
-    cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds when last seen)
+    cpu: dict[int, tuple[str, dict[str, float]]] = {}  # pid -> CPU seconds when last seen
     lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
 
     def read() -> None:
@@ -131,21 +119,23 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
     reader.start()
     while proc.poll() is None:
         snapshot = tree_pss(proc.pid)
-        total = sum(pss for _, pss, _ in snapshot.values())
+        total = sum(figures["pss_mb"] for _, figures in snapshot.values())
         if total > peak:
             peak, at_peak = total, snapshot
-        for p, (name, _, _) in snapshot.items():
-            cpu[p] = (name, max(cpu.get(p, (name, 0.0))[1], cpu_seconds(p)))
+        for p, (name, _) in snapshot.items():
+            seconds = cpu_seconds(p)
+            if seconds:  # 0: it ended since the snapshot, keep what it had
+                cpu[p] = (name, {"cpu_s": seconds})
         time.sleep(interval)
     reader.join()
     return {
         "wall_s": time.perf_counter() - t0,
         "rc": proc.returncode,
         "peak_pss_mb": peak,
-        "peak_processes": by_name(at_peak),
+        "peak_processes": by_name(at_peak, "pss_mb"),
         # CPU seconds per process name, as last seen every `interval` (a process that
         # ended between two looks loses its last moments): where the cores went.
-        "cpu_by_process": _cpu_by_name(cpu),
+        "cpu_by_process": by_name(cpu, "cpu_s"),
         "output": "".join(line for _, line in lines),
         "timed_lines": lines,
     }

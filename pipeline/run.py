@@ -314,10 +314,9 @@ def _stage_times(on: bool, title: str, log: Callable[[str], None]) -> Iterator[S
         return
     folder = tempfile.mkdtemp(prefix="vidgist-stage-times-")
     try:
-        t0 = time.monotonic()
         timer = StageTimer(folder, time.time())
         yield timer
-        log(format_totals(title, timer.totals(), time.monotonic() - t0))
+        log(format_totals(title, timer.totals(), time.time() - timer.t0))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

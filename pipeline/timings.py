@@ -82,6 +82,9 @@ class StageTimer:
         return {k: {**v, "processes": len(v.pop("pids"))} for k, v in sums.items()}
 
 
+NAME_WIDTH = 24  # the stage column of the table; `read_table` reads it back by position
+
+
 def format_totals(title: str, totals: dict[str, dict[str, float]], wall_s: float) -> str:
     """A table of `totals`, costliest first, against the pass's wall time on every core."""
     cores = os.cpu_count() or 1
@@ -90,12 +93,12 @@ def format_totals(title: str, totals: dict[str, dict[str, float]], wall_s: float
     lines = [
         f"stage times, {title}: {wall_s:.1f} s wall x {cores} cores = {budget:.1f} "
         f"core-seconds, {cpu_all:.1f} of them in stages ({cpu_all / max(budget, 1e-9):.0%})",
-        f"  {'stage':<24} {'calls':>6} {'items':>6} {'procs':>5} {'wall s':>8} {'cpu s':>8} "
-        f"{'cpu/wall':>8} {'share':>6} {'first':>6} {'last':>6}",
+        f"  {'stage':<{NAME_WIDTH}} {'calls':>6} {'items':>6} {'procs':>5} {'wall s':>8} "
+        f"{'cpu s':>8} {'cpu/wall':>8} {'share':>6} {'first':>6} {'last':>6}",
     ]
     for name, t in sorted(totals.items(), key=lambda kv: -kv[1]["cpu"]):
         lines.append(
-            f"  {name:<24} {t['calls']:>6} {t['items']:>6} {t['processes']:>5} "
+            f"  {name:<{NAME_WIDTH}} {t['calls']:>6} {t['items']:>6} {t['processes']:>5} "
             f"{t['wall']:>8.2f} {t['cpu']:>8.2f} {t['cpu'] / max(t['wall'], 1e-9):>8.2f} "
             f"{t['cpu'] / max(cpu_all, 1e-9):>6.0%} {t['first']:>6.1f} {t['last']:>6.1f}"
         )
@@ -124,7 +127,8 @@ def read_table(log: str, title: str) -> dict[str, dict[str, float]]:
     for line in lines[head + 2 :]:
         if not line.startswith("  "):
             break
-        name, numbers = line[:27].strip(), line[27:].split()
+        cut = 2 + NAME_WIDTH + 1  # indent, name, space
+        name, numbers = line[:cut].strip(), line[cut:].split()
         rows[name] = dict(zip(COLUMNS, (float(x.rstrip("%")) for x in numbers), strict=True))
     return rows
 
