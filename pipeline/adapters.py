@@ -28,16 +28,18 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ray.data import ActorPoolStrategy, Dataset
-
+from pipeline import in_process
 from pipeline.config import StageResources
 from pipeline.timings import StageTimer, timed
 from stages.base import Stage
 from stages.errors import one_line
 from stages.records import VideoRecord, VideoRef, Windows
 from stages.settings import Shared
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 
 @dataclass
@@ -272,26 +274,29 @@ _CALLS = {"source": _SourceCall, "windows": _WindowsCall, "video": _VideoCall}
 
 
 def apply(
-    ds: Dataset,
+    ds: Dataset | in_process.Dataset,
     stages: Sequence[Bound],
     res: StageResources,
     watchdog: Watchdog | None = None,
     timer: StageTimer | None = None,
-) -> Dataset:
+) -> Dataset | in_process.Dataset:
     """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says
     (`watchdog`: a hard time limit per video, for a source stage in a task pool;
-    `timer`: where each stage call's time goes, when the run is timed)."""
+    `timer`: where each stage call's time goes, when the run is timed); or, on an
+    in-process dataset, the same call in this process (a source in a child process)."""
     kinds = [b.cls.kind for b in stages]
     head = kinds[0]
     if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
         raise ValueError(f"cannot run {kinds} in one call: a source or one kind of stage first")
     call = _CALLS[head]
+    local = isinstance(ds, in_process.Dataset)
     if res.pool == "actors":
         udf: Any = call
-        args: dict[str, Any] = {
-            "fn_constructor_args": (list(stages), True, timer),
-            "compute": ActorPoolStrategy(min_size=res.min_size, max_size=res.max_size),
-        }
+        args: dict[str, Any] = {"fn_constructor_args": (list(stages), True, timer)}
+        if not local:
+            from ray.data import ActorPoolStrategy  # not imported by in-process runs
+
+            args["compute"] = ActorPoolStrategy(min_size=res.min_size, max_size=res.max_size)
     else:
         extra = {"watchdog": watchdog} if watchdog is not None else {}
         udf = call(stages, timer=timer, **extra)
@@ -299,6 +304,8 @@ def apply(
     args.update(num_cpus=res.num_cpus)
     if res.num_gpus:
         args.update(num_gpus=res.num_gpus)
+    if local and head == "source":
+        args.update(isolated=True)  # a decoder that hangs or crashes must not take the run
     if head == "video":
         return ds.map(udf, **args)
     # A source call takes one video (its windows stream out); window stages take batches.

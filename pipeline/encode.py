@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-import ray
-from ray.data import Dataset
-
+from pipeline import in_process
 from pipeline.adapters import Bound, Watchdog, apply
 from pipeline.config import WRITE_CPUS, VidgistConfig
 from pipeline.features import FeatureWriter
@@ -21,6 +20,9 @@ from pipeline.timings import StageTimer, Timed
 from stages import registry
 from stages.measure import Measurer
 from stages.visual import VisualEncoder
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 WATCHDOG_SLACK_S = 5.0  # past decode.timeout_s, so the decoder's own clean timeout goes first
 
@@ -37,22 +39,21 @@ def watchdog_folder(out: str, run_id: str) -> str:
 
 
 def encode_plan(
-    items: list[dict],
+    ds: Dataset | in_process.Dataset,
     cfg: VidgistConfig,
     out: str,
     run_id: str,
     encoder_version: str,
     visual_trained: bool,
     timer: StageTimer | None = None,
-) -> Dataset:
+) -> Dataset | in_process.Dataset:
+    """`ds`: one {"video_id", "uri", "fingerprint"} row per video (pipeline/run.py)."""
     r = cfg.resources
     audio_encoder = registry.resolve("audio.encoder", cfg.audio.encoder)
     detector = registry.resolve("shots.detector", cfg.shots.detector)
     scorer_cls = registry.pass1_part(detector)
     # A detector that decides on every decoded frame has the decoder keep them (tiny).
     shared = replace(cfg.decode.shared(), shot_frames=scorer_cls is not None)
-    # One row per video and one block per row, so decode tasks spread over the cluster.
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
 
     # Decode in CPU tasks that fan each video out into fixed windows: memory is bounded by
     # the window, long videos do not straggle, and workers are recycled every

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -13,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +28,6 @@ from pipeline.encode import encode_plan, watchdog_folder
 from pipeline.features import feature_dims
 from pipeline.outputs import REPORT_COLUMNS, report_row, video_row
 from pipeline.progress import Progress, for_logs
-from pipeline.ray_runtime import check_fits, ensure_ray
 from pipeline.schemas import VIDEOS
 from pipeline.sources import list_inputs, make_sources, split_done
 from pipeline.store import Store
@@ -216,9 +218,7 @@ def _run(
     reports, run_ids = [], []
     progress = Progress(len(todo), log, cfg.run.progress_s if for_logs() else 0.0)
     if todo:
-        ensure_ray(cfg.ray)
-        scorer = registry.pass1_part(registry.resolve("shots.detector", cfg.shots.detector))
-        check_fits(cfg.resources, scorer is not None and cfg.resources.shots.pool == "actors")
+        data = _executor(cfg, len(todo), log)
         n_batches = -(-len(todo) // cfg.run.batch_videos) if cfg.run.batch_videos else None
         with _signals_raise():
             for k, batch in enumerate(batches(todo, cfg.run)):
@@ -228,7 +228,7 @@ def _run(
                 started = datetime.now(timezone.utc)
                 try:
                     report, keep = _batch(
-                        cfg, store, run_id, versions, batch, encode_only, log, progress
+                        cfg, data, store, run_id, versions, batch, encode_only, log, progress
                     )
                     _check_systemic(report, cfg.run.max_same_error)
                 except BaseException:
@@ -258,6 +258,35 @@ def _run(
     return RunResult(run_ids, store.root, report, len(skipped), time.monotonic() - t0, mversion)
 
 
+def _executor(cfg: VidgistConfig, n_todo: int, log: Callable[[str], None]) -> ModuleType:
+    """What runs the passes (`run.executor`): `ray.data` on a started or joined Ray, or
+    `pipeline.in_process`; both give the plans the same few Dataset calls."""
+    choice, why = cfg.run.executor, "run.executor=in_process"
+    if choice == "auto":
+        address = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+        small = n_todo <= cfg.run.in_process_max
+        choice = "in_process" if small and not address else "ray"
+        why = f"{n_todo} to do, run.in_process_max={cfg.run.in_process_max}"
+    if choice == "in_process":
+        log(f"running in this process, without Ray ({why})")
+        from pipeline import in_process
+
+        return in_process
+    import ray.data
+
+    from pipeline.ray_runtime import check_fits, ensure_ray
+
+    ensure_ray(cfg.ray)
+    scorer = registry.pass1_part(registry.resolve("shots.detector", cfg.shots.detector))
+    check_fits(cfg.resources, scorer is not None and cfg.resources.shots.pool == "actors")
+    return ray.data
+
+
+def _items(data: ModuleType, rows: list[dict[str, Any]]) -> Any:
+    """A dataset of `rows`, one block per row, so that tasks spread over the cluster."""
+    return data.from_items(rows, override_num_blocks=max(1, len(rows)))
+
+
 @dataclass(frozen=True)
 class _Versions:
     model: str
@@ -271,6 +300,7 @@ def _counts(report: pd.DataFrame) -> str:
 
 def _batch(
     cfg: VidgistConfig,
+    data: ModuleType,
     store: Store,
     run_id: str,
     versions: _Versions,
@@ -285,7 +315,7 @@ def _batch(
     items = [{"video_id": s.video_id, "uri": s.uri, "fingerprint": s.fingerprint} for s in batch]
     with _stage_times(cfg.run.stage_times, "pass 1", log) as timer:
         log("pass 1/2: decode + encode")
-        ds1 = encode_plan(items, cfg, store.root, run_id, *versions.features, timer)
+        ds1 = encode_plan(_items(data, items), cfg, store.root, run_id, *versions.features, timer)
         receipts = progress.windows(ds1.iter_batches(**_BATCHES), cfg.decode.fps)
         crashes = watchdog_folder(store.root, run_id)
         try:
@@ -301,7 +331,9 @@ def _batch(
         return report, keep
     with _stage_times(cfg.run.stage_times, "pass 2", log) as timer:
         log("pass 2/2: fuse + shots + select + tags + keyframes + OCR + speech + text + skim")
-        report = _summarize(cfg, store, run_id, versions.model, records, keep, log, progress, timer)
+        report = _summarize(
+            cfg, data, store, run_id, versions.model, records, keep, log, progress, timer
+        )
     return report, keep
 
 
@@ -387,6 +419,7 @@ _BATCHES = {"batch_size": None, "batch_format": "numpy"}
 
 def _summarize(
     cfg: VidgistConfig,
+    data: ModuleType,
     store: Store,
     run_id: str,
     mversion: str,
@@ -400,8 +433,8 @@ def _summarize(
     files = sorted({f for r in records if r.ok for f in r.feature_files})
     visual_dim, audio_dim = feature_dims(files) if files else (0, 0)
     shared = replace(cfg.decode.shared(), visual_dim=visual_dim, audio_dim=audio_dim)
-    items = [pass2_row(r) for r in records]
-    ds2 = summarize_plan(items, cfg, store.root, run_id, mversion, shared, timer)
+    ds = _items(data, [pass2_row(r) for r in records])
+    ds2 = summarize_plan(ds, cfg, store.root, run_id, mversion, shared, timer)
     batches = []
     for b in ds2.iter_batches(**_BATCHES):
         batches.append(pd.DataFrame(b))

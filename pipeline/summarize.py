@@ -7,9 +7,9 @@ temporal attention needs. Rows carry a pickled `VideoRecord` (see pipeline/adapt
 
 from __future__ import annotations
 
-import ray
-from ray.data import Dataset
+from typing import TYPE_CHECKING
 
+from pipeline import in_process
 from pipeline.adapters import Bound, apply
 from pipeline.config import WRITE_CPUS, VidgistConfig
 from pipeline.features import FeatureLoader
@@ -24,19 +24,21 @@ from stages.skim import SkimWriter
 from stages.speech import SpeechRecognizer
 from stages.tags import Tagger
 
+if TYPE_CHECKING:
+    from ray.data import Dataset
+
 
 def summarize_plan(
-    items: list[dict],
+    ds: Dataset | in_process.Dataset,
     cfg: VidgistConfig,
     out: str,
     run_id: str,
     model_version: str,
     shared: Shared,
     timer: StageTimer | None = None,
-) -> Dataset:
-    """`items`: one {"video_id", "record"} row per video; `shared` carries the feature widths."""
+) -> Dataset | in_process.Dataset:
+    """`ds`: one {"video_id", "record"} row per video; `shared` carries the feature widths."""
     r = cfg.resources
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     # The writer is its own light task (WRITE_CPUS says why it must not fuse with the
     # per-video stages): it gathers up to `write_batch` finished videos per file.
     writer = Timed(OutputWriter(out, run_id, model_version), "write", timer)

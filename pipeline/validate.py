@@ -133,6 +133,8 @@ RULES: dict[str, Rule] = {
     "run.batch_minutes": COUNT,
     "run.max_same_error": _within(0, 1, lo_open=True),
     "run.progress_s": COUNT,
+    "run.executor": _one_of("auto", "ray", "in_process"),
+    "run.in_process_max": COUNT,
 }
 
 RESOURCE_RULES: dict[str, Rule] = {

@@ -18,7 +18,8 @@ from tests.conftest import local_overrides
 
 BIN = Path(sys.executable).parent
 N_CLIPS = 4
-BATCHED = ["run.batch_videos=2", "ray.progress=false"]
+# On Ray, which runs of this size would not choose on their own (run.in_process_max).
+BATCHED = ["run.batch_videos=2", "ray.progress=false", "run.executor=ray"]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_a_run_killed_in_every_phase_resumes_to_the_uninterrupted_result(
 ):
     reference, _, _ = uninterrupted
     args = ["run", "--input", str(archive), "--output", str(tmp_path)]
-    one = [*args, "run.batch_videos=1", "ray.progress=false"]
+    one = [*args, "run.batch_videos=1", "ray.progress=false", "run.executor=ray"]
     store = Store(tmp_path)
     # Killed in batch 2's pass 1: batch 1 (one video) stays committed.
     _run_and_kill(one, "pass 1/2", 2)
@@ -113,10 +114,12 @@ def test_a_run_killed_in_every_phase_resumes_to_the_uninterrupted_result(
     assert not (tmp_path / "_staging").exists() and not store.inspect(deep=True)
 
 
+@pytest.mark.parametrize("executor", ["ray", "in_process"])
 def test_sigterm_keeps_committed_batches_discards_the_one_in_flight_and_exits_143(
-    archive, tmp_path
+    archive, tmp_path, executor
 ):
     args = ["run", "--input", str(archive), "--output", str(tmp_path), *BATCHED]
+    args.append(f"run.executor={executor}")
     proc = subprocess.Popen(
         [str(BIN / "vidgist"), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -231,8 +234,9 @@ def test_an_output_that_is_a_file_is_refused_before_anything_starts(tmp_path):
     assert ran.stderr.count("\n") == 1 and out.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("executor", ["ray", "in_process"])
 def test_a_decoder_that_hangs_or_crashes_in_native_code_becomes_an_error_row_naming_why(
-    ray_session, tiny_clip, tmp_path
+    ray_session, tiny_clip, tmp_path, executor
 ):
     from stages import registry
     from tests.toy_stages import FaultyDecoder
@@ -244,7 +248,7 @@ def test_a_decoder_that_hangs_or_crashes_in_native_code_becomes_an_error_row_nam
     registry.register("decode.decoder", "faulty", FaultyDecoder)
     try:
         # 5 s (+5): generous for the fine video on a loaded machine, short for the hang.
-        picks = ["decode.decoder=faulty", "decode.timeout_s=5"]
+        picks = ["decode.decoder=faulty", "decode.timeout_s=5", f"run.executor={executor}"]
         cfg = load_config("local.yaml", [*local_overrides(), *picks])
         result = run_pipeline(cfg, str(inputs), str(tmp_path / "out"), log=lambda _: None)
     finally:

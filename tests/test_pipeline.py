@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import in_process
 from pipeline.config import load_config
 from pipeline.progress import Progress
 from pipeline.run import run_pipeline
@@ -56,7 +57,10 @@ def test_pass_2_writes_in_tasks_of_their_own_so_videos_are_summarized_in_paralle
     # Fused into the per-video task, the writer made it take write_batch videos at once.
     cfg = load_config("local.yaml", local_overrides())
     shared = replace(cfg.decode.shared(), visual_dim=8, audio_dim=8)
-    ds = summarize_plan([{"video_id": "v", "record": b""}], cfg, str(tmp_path), "r", "m", shared)
+    import ray.data
+
+    items = ray.data.from_items([{"video_id": "v", "record": b""}])
+    ds = summarize_plan(items, cfg, str(tmp_path), "r", "m", shared)
     ds.explain()
     physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
     assert "TaskPoolMapOperator[MapBatches(Timed)]" in physical
@@ -223,7 +227,7 @@ def test_videos_lost_in_pass_2_become_error_rows(tmp_path, monkeypatch):
     keep: set[str] = set()
     progress = Progress(len(records), print, every_s=0.0)
     report = _summarize(
-        load_config(None), Store(tmp_path), "r1", "m", records, keep, print, progress
+        load_config(None), in_process, Store(tmp_path), "r1", "m", records, keep, print, progress
     )
     lost = report[report["video_id"] == "b"].iloc[0]
     assert (lost["status"], lost["error"]) == ("error", f"summarize: {LOST_IN_PASS2}")

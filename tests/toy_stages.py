@@ -59,3 +59,22 @@ class FaultyDecoder(Decoder):
         if "crash" in name:
             os.kill(os.getpid(), signal.SIGSEGV)
         yield from super().__call__(ref)
+
+
+class DyingWindows:
+    """An isolated call for the in-process executor: per input `n`, n outputs carrying
+    the child's pid; it kills its own process on the input named in `die_on` (every
+    time, or once when a marker file is given: then the retry finds the marker and goes
+    on). It lives here, a light module, because the child imports it to unpickle it."""
+
+    def __init__(self, die_on: int = -1, once: str = ""):
+        self.die_on, self.once = die_on, once
+
+    def __call__(self, batch):
+        n = int(batch["n"][0])
+        if n == self.die_on and not (self.once and os.path.exists(self.once)):
+            if self.once:
+                open(self.once, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        for w in range(n):
+            yield {"n": np.array([n]), "w": np.array([w]), "pid": np.array([os.getpid()])}

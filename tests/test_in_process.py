@@ -1,0 +1,158 @@
+"""The in-process executor (pipeline/in_process.py) gives the plans Ray Data's batch
+semantics without Ray, and runs an isolated call in a child process that may die."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import in_process
+from pipeline.config import load_config
+from pipeline.run import run_pipeline
+from pipeline.store import Store
+from tests.conftest import local_overrides
+from tests.toy_stages import DyingWindows
+
+
+def _ids(batches) -> list[list[int]]:
+    return [list(b["i"]) for b in batches]
+
+
+def test_batches_hold_exactly_batch_size_rows_across_the_inputs_they_came_in():
+    ds = in_process.from_items([{"i": i} for i in range(7)])
+    seen: list[list[int]] = []
+
+    def record(batch):
+        seen.append(list(batch["i"]))
+        return {"i": batch["i"] * 10}
+
+    out = ds.map_batches(record, batch_size=3).iter_batches()
+    assert _ids(out) == [[0, 10, 20], [30, 40, 50], [60]]
+    assert seen == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_a_class_is_built_once_from_its_constructor_args_and_a_function_is_called_as_it_is():
+    built: list[int] = []
+
+    class Add:
+        def __init__(self, k: int):
+            built.append(k)
+            self.k = k
+
+        def __call__(self, batch):
+            return {"i": batch["i"] + self.k}
+
+    ds = in_process.from_items([{"i": i} for i in range(4)])
+    ds = ds.map_batches(Add, batch_size=1, fn_constructor_args=(100,), num_cpus=0.5)
+    assert _ids(ds.iter_batches()) == [[100], [101], [102], [103]]
+    assert built == [100]
+
+
+def test_map_gives_one_row_at_a_time_and_bytes_come_back_whole():
+    blob = b"\x00pickled\x00"  # numpy's fixed-width bytes would drop the trailing NUL
+    ds = in_process.from_items([{"video_id": "a", "record": blob}])
+    rows = ds.map(lambda row: {"video_id": row["video_id"] + "!", "record": row["record"]})
+    [batch] = list(rows.iter_batches())
+    assert batch["video_id"].tolist() == ["a!"] and batch["record"][0] == blob
+
+
+def test_a_generator_call_yields_several_batches_per_input():
+    def windows(batch):
+        for w in range(int(batch["n"][0])):
+            yield {"n": np.array([w])}
+
+    ds = in_process.from_items([{"n": 2}, {"n": 3}]).map_batches(windows, batch_size=1)
+    assert [int(b["n"][0]) for b in ds.iter_batches()] == [0, 1, 0, 1, 2]
+
+
+def _isolated(call, ns: list[int], max_retries: int = 1) -> list[dict]:
+    ds = in_process.from_items([{"n": n} for n in ns])
+    ds = ds.map_batches(call, batch_size=1, isolated=True, max_retries=max_retries)
+    return [{k: int(v[0]) for k, v in b.items()} for b in ds.iter_batches()]
+
+
+def test_an_isolated_call_runs_in_a_child_process_and_streams_every_output_in_order():
+    out = _isolated(DyingWindows(), [2, 1, 3])
+    assert [(o["n"], o["w"]) for o in out] == [(2, 0), (2, 1), (1, 0), (3, 0), (3, 1), (3, 2)]
+    assert {o["pid"] for o in out} != {os.getpid()} and len({o["pid"] for o in out}) == 1
+
+
+def test_a_child_that_dies_is_restarted_on_the_input_it_died_on(tmp_path):
+    out = _isolated(DyingWindows(die_on=2, once=str(tmp_path / "died")), [1, 2, 3])
+    assert [(o["n"], o["w"]) for o in out] == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
+    assert out[0]["pid"] != out[1]["pid"] == out[-1]["pid"]  # a second child took over
+
+
+def test_an_input_that_kills_every_child_is_given_up_after_its_retries_and_the_rest_go_on():
+    out = _isolated(DyingWindows(die_on=2), [1, 2, 3], max_retries=2)
+    assert [(o["n"], o["w"]) for o in out] == [(1, 0), (3, 0), (3, 1), (3, 2)]
+    assert len({o["pid"] for o in out}) == 2  # the first child, then the fourth
+
+
+def test_a_consumer_that_stops_early_ends_the_child():
+    ds = in_process.from_items([{"n": 50}, {"n": 50}])
+    batches = ds.map_batches(DyingWindows(), batch_size=1, isolated=True).iter_batches()
+    first = next(batches)
+    batches.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(first["pid"][0]), 0)
+
+
+def _tables(out, run_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """The run's committed rows, keyed by file name, in a stable order."""
+    store = Store(out)
+    videos = store.read_committed("videos")
+    videos = videos[videos["run_id"].isin(run_ids)]
+    names = dict(zip(videos["video_id"], videos["uri"].map(os.path.basename), strict=True))
+    tables = {"videos": videos}
+    for table in ("segments", "keyframes", "summaries", "scores", "transcripts"):
+        rows = store.read_committed(table)
+        tables[table] = rows[rows["run_id"].isin(run_ids)]
+    for table, rows in tables.items():
+        rows = rows.assign(name=rows["video_id"].map(names)).drop(columns=["run_id"])
+        keys = ["name", *[k for k in ("seg_index", "rank", "start_s") if k in rows]]
+        tables[table] = rows.sort_values(keys).reset_index(drop=True)
+    return tables
+
+
+def test_a_run_in_process_writes_what_a_run_on_ray_writes(first_run, inputs, tmp_path):
+    # The same six inputs as the session's first run (on Ray): three good, three broken.
+    on_ray, ray_out = first_run
+    cfg = load_config("local.yaml", [*local_overrides(), "run.executor=in_process"])
+    log: list[str] = []
+    here = run_pipeline(cfg, str(inputs), str(tmp_path), log=log.append)
+    assert "running in this process, without Ray (run.executor=in_process)" in log
+    a, b = _tables(ray_out, on_ray.run_ids), _tables(tmp_path, here.run_ids)
+    cols = ["name", "status", "error", "duration_s", "n_sampled", "n_shots"]
+    pd.testing.assert_frame_equal(a["videos"][cols], b["videos"][cols])
+    assert (a["videos"]["status"] == "ok").sum() == 3
+    for table, exact in {
+        "segments": ["seg_index", "start_s", "end_s", "selected", "shot_index"],
+        "keyframes": ["rank", "time_s", "ocr_text"],
+        "summaries": ["text", "summary_duration_s", "transcript_excerpt"],
+        "transcripts": ["start_s", "end_s", "text"],
+    }.items():
+        pd.testing.assert_frame_equal(a[table][["name", *exact]], b[table][["name", *exact]])
+    # The CNN sees its frames in other batches here: equal up to float rounding.
+    for ray_scores, here_scores in zip(a["scores"]["score"], b["scores"]["score"], strict=True):
+        np.testing.assert_allclose(ray_scores, here_scores, atol=1e-4)
+
+
+def test_auto_runs_a_few_videos_in_process_and_more_or_a_given_cluster_on_ray(monkeypatch):
+    import ray.data
+
+    from pipeline.run import _executor
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr("pipeline.ray_runtime.ensure_ray", lambda cfg: None)
+    monkeypatch.setattr("pipeline.ray_runtime.check_fits", lambda res, shots_pool: None)
+    cfg = load_config("local.yaml", ["run.in_process_max=2"])
+    assert _executor(cfg, 2, print) is in_process
+    assert _executor(cfg, 3, print) is ray.data
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    assert _executor(cfg, 1, print) is ray.data
+    forced = load_config("local.yaml", ["run.executor=in_process"])
+    assert _executor(forced, 100, print) is in_process
