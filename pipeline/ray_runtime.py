@@ -6,9 +6,6 @@ import logging
 import os
 import warnings
 
-import ray
-from ray.data import DataContext
-
 from pipeline.config import RayConfig, Resources
 from pipeline.progress import for_logs
 
@@ -22,6 +19,10 @@ def ensure_ray(cfg: RayConfig) -> None:
     """Join `cfg.address` or RAY_ADDRESS when given (`ray job submit` sets it for the
     job); otherwise start a new local Ray, even where a `ray start` cluster runs on the
     machine (Ray's own default would join that one)."""
+    # Imported here, not above: runs in process and a CLI error need none of Ray.
+    import ray
+    from ray.data import DataContext
+
     if not ray.is_initialized():
         address = cfg.address or os.environ.get("RAY_ADDRESS")
         if address:
@@ -53,6 +54,8 @@ def check_fits(res: Resources, shots_pool: bool) -> None:
     """Refuse, in one line, a profile the cluster cannot run: a task or actor bigger than
     every node, or a pass whose actor pools (at their minimum size) and one task of each
     kind need more than the whole cluster at once."""
+    import ray
+
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     have = {k: [n.get(k, 0.0) for n in nodes] or [0.0] for k in ("CPU", "GPU")}
     where = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}: " + ", ".join(
