@@ -10,9 +10,12 @@ its own progress lines; with `run.stage_times=true` it also logs per-stage times
 which the bench takes when the first window was decoded (seconds from the command's
 start) and the CNN's share. Peak PSS is of the run's whole process tree (Ray's included),
 with the processes that made it up at the peak. The bench refuses a result where the run
-processed another number of videos than the reference.
+processed another number of videos than the reference. `--executor` sets
+`run.executor` (default auto, what a user gets: in process for one or two clips, Ray
+Data above); each row says which ran.
 
     python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
+                             [--executor auto|ray|in_process]
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def pass_seconds(timed_lines: list[tuple[float, str]]) -> tuple[float, float]:
     return pass1, pass2
 
 
-def measure(videos: list[Path], config: str) -> dict:
+def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
     """One `vidgist run` on exactly `videos`, then the bare reference on the same files."""
     work = Path(tempfile.mkdtemp(prefix="vidgist-bench-"))
     try:
@@ -86,7 +89,7 @@ def measure(videos: list[Path], config: str) -> dict:
         manifest.write_text("\n".join(str(v.resolve()) for v in videos) + "\n")
         cmd = [str(Path(sys.executable).parent / "vidgist"), "run", "--input", str(manifest)]
         cmd += ["--output", str(work / "out"), "--config", config, "ray.progress=false"]
-        cmd += ["run.stage_times=true"]
+        cmd += ["run.stage_times=true", f"run.executor={executor}"]
         run = run_measured(cmd)
         if run["rc"] != 0:
             raise RuntimeError(f"vidgist run failed:\n{run['output'][-3000:]}")
@@ -100,8 +103,10 @@ def measure(videos: list[Path], config: str) -> dict:
     pass1_start = next(t for t, line in run["timed_lines"] if line.startswith("pass 1/2"))
     bare = bare_reference(videos, config)
     bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
+    in_process = any(line.startswith("running in this process") for _, line in run["timed_lines"])
     return {
         "videos": len(videos),
+        "executor": "in_process" if in_process else "ray",
         "video_seconds": float(videos_df["duration_s"].sum()),
         "wall_s": run["wall_s"],
         "pass1_s": pass1,
@@ -139,6 +144,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sweep", default="1,8,24,64", help="numbers of clips, comma-separated")
     ap.add_argument("--long-minutes", type=int, default=30, help="one long clip (0: none)")
     ap.add_argument("--config", default="local.yaml")
+    ap.add_argument("--executor", default="auto", choices=["auto", "ray", "in_process"])
     args = ap.parse_args(argv)
     sets = {}
     for count in (int(n) for n in args.sweep.split(",") if n):
@@ -149,15 +155,15 @@ def main(argv: list[str] | None = None) -> dict:
         sets[f"one {args.long_minutes}-min clip"] = [long_clip(args.long_minutes)]
     rows = {}
     for name, videos in sets.items():
-        rows[name] = measure(videos, args.config)
+        rows[name] = measure(videos, args.config, args.executor)
         print(format_row(name, rows[name]), flush=True)
-    save("pipeline", {"sets": rows})
+    save("pipeline" if args.executor == "auto" else f"pipeline-{args.executor}", {"sets": rows})
     return rows
 
 
 def format_row(name: str, r: dict) -> str:
     return (
-        f"{name}: {r['video_seconds']:.0f} s of video; run {r['wall_s']:.1f} s "
+        f"{name}: {r['video_seconds']:.0f} s of video; run ({r['executor']}) {r['wall_s']:.1f} s "
         f"(pass 1 {r['pass1_s']:.1f} s, pass 2 {r['pass2_s']:.1f} s), peak PSS "
         f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
         f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames); "
