@@ -112,8 +112,7 @@ def _batch(rows: list[dict[str, Any]]) -> Batch:
 
 
 def _rows(batch: Batch) -> Iterator[dict[str, Any]]:
-    n = len(next(iter(batch.values()))) if batch else 0
-    for i in range(n):
+    for i in range(_length(batch)):
         yield {k: v[i] for k, v in batch.items()}
 
 
