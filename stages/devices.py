@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a model runs: OCR and speech workers need none
+    import torch
 
 
 def pick_device(name: str) -> torch.device:
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -23,6 +28,8 @@ def pick_device(name: str) -> torch.device:
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    import torch
+
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
@@ -30,6 +37,8 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 def to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """Host array to device tensor; through pinned memory on CUDA so the copy is async."""
+    import torch
+
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if device.type == "cuda":
         return tensor.pin_memory().to(device, non_blocking=True)

@@ -7,11 +7,11 @@ time. Lines come back in reading order: top to bottom, and left to right within 
 
 from __future__ import annotations
 
+import io
 import logging
 
 import numpy as np
-import torch
-from torchvision.io import decode_jpeg
+from PIL import Image
 
 from stages.base import VideoStage
 from stages.devices import worker_threads
@@ -115,8 +115,8 @@ class ScreenReader(VideoStage):
         found: list[ScreenLine] = []
         texts, confidences = [], []
         for jpeg, t, s in zip(kf.jpeg, kf.time_s, kf.segments, strict=True):
-            image = decode_jpeg(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8))
-            lines = self.read(image.permute(1, 2, 0).numpy())
+            # Pillow, not torchvision: pass 2's workers need not import torch.
+            lines = self.read(np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))
             texts.append("\n".join(text for text, _ in lines))
             confidences.append(np.mean([c for _, c in lines]) if lines else np.nan)
             found += [ScreenLine(float(t), text, c, int(s)) for text, c in lines]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from stages.base import VideoStage
+from stages.imagenet import imagenet_categories
 from stages.records import Features, VideoRecord
 from stages.settings import Shared, TagsConfig
 
@@ -24,8 +25,6 @@ class Tagger(VideoStage):
 
     def __init__(self, cfg: TagsConfig | None = None, shared: Shared | None = None):
         super().__init__(cfg, shared)
-        from stages.visual import imagenet_categories
-
         self.categories = imagenet_categories()
 
     def tag(self, f: Features, a: int, b: int) -> list[str]:

@@ -27,11 +27,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def imagenet_categories() -> list[str]:
-    """The 1000 ImageNet-1k class names, as torchvision ships them (no download)."""
-    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
-
-
 @dataclass
 class Backbone:
     model: nn.Module

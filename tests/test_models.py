@@ -8,9 +8,10 @@ from stages import checkpoint as ckpt
 from stages.audio import AudioEncoder, architecture, build_model
 from stages.decode import Decoder
 from stages.fusion import FusionScorer, chunk_spans
+from stages.imagenet import imagenet_categories
 from stages.records import VideoRef, Windows
 from stages.settings import AudioConfig, DecodeConfig, FusionConfig, Shared, VisualConfig
-from stages.visual import VisualEncoder, imagenet_categories
+from stages.visual import VisualEncoder
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +164,10 @@ def test_fusion_ignores_audio_where_the_mask_says_there_is_none():
 def test_the_shipped_checkpoints_load_as_trained_models():
     assert _fusion(FusionConfig(device="cpu"), 1280, 128).trained
     assert AudioEncoder(AudioConfig(device="cpu")).trained
+
+
+def test_the_shipped_imagenet_names_are_torchvisions_in_class_order():
+    import torchvision
+
+    shipped = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+    assert imagenet_categories() == list(shipped)
