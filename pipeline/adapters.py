@@ -305,7 +305,9 @@ def apply(
     if res.num_gpus:
         args.update(num_gpus=res.num_gpus)
     if local and head == "source":
-        args.update(isolated=True)  # a decoder that hangs or crashes must not take the run
+        args.update(processes=1)  # a decoder that hangs or crashes must not take the run
+    elif local and res.pool == "tasks":
+        args.update(processes=os.cpu_count() or 1)  # one video per core, as Ray's tasks
     if head == "video":
         return ds.map(udf, **args)
     # A source call takes one video (its windows stream out); window stages take batches.

@@ -7,17 +7,21 @@ Only the calls the plans make are here: `from_items`, `map`, `map_batches` and
 call, actor classes built once from `fn_constructor_args`). Resource arguments are
 accepted and ignored: one process has what it has.
 
-A call marked `isolated` (the decoder, pipeline/adapters.py) runs in a child process
-instead, for the reason Ray runs it in a recycled task: a native decoder can hang or
-crash on a hostile file, and that must cost the video, never the run. The child
-decodes ahead while this process encodes, through a bounded queue (so on two cores the
-CNN and the decoder each have one), and a child that dies is started again on the video
-it died on, up to `max_retries` times, as Ray retries a task; the watchdog and crash
-records it leaves behind then turn that video into an error row exactly as on Ray.
+Calls given `processes` run in child processes instead, as Ray runs a task pool in
+worker processes (pipeline/adapters.py says which): the decoder in one, for the reason
+Ray runs it in a recycled task: a native decoder can hang or crash on a hostile file, and
+that must cost the video, never the run. It decodes ahead while this process encodes,
+through a bounded queue (so on two cores the CNN and the decoder each have one). Pass 2's
+per-video stages (OCR and speech, mostly) run in one child per core when there are
+several videos, each child taking the next video when it has finished one. A child that
+dies is replaced and its video given again, up to `max_retries` times, as Ray retries a
+task; the watchdog and crash records it leaves then turn that video into an error row as
+on Ray. Actor pools (the models of the CNN, the audio encoder, fusion) run here.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import queue
@@ -41,14 +45,16 @@ POLL_S = 0.2
 
 def from_items(items: list[dict[str, Any]], override_num_blocks: int | None = None) -> Dataset:
     """A dataset of one single-row batch per item (as Ray Data with one block per row)."""
-    return Dataset(lambda: (_batch([item]) for item in items))
+    return Dataset(lambda: (_batch([item]) for item in items), len(items))
 
 
 class Dataset:
-    """A lazy chain of calls over batches of numpy columns, run when iterated."""
+    """A lazy chain of calls over batches of numpy columns, run when iterated; `rows`:
+    how many rows it holds, where that is known before it runs."""
 
-    def __init__(self, batches: Callable[[], Iterator[Batch]]):
+    def __init__(self, batches: Callable[[], Iterator[Batch]], rows: int | None = None):
         self._batches = batches
+        self.rows = rows
 
     def map_batches(
         self,
@@ -56,18 +62,19 @@ class Dataset:
         *,
         batch_size: int | None = None,
         fn_constructor_args: tuple = (),
-        isolated: bool = False,
+        processes: int = 0,
         max_retries: int = 0,
         **_resources: Any,
     ) -> Dataset:
+        """`processes` >= 1: the calls run in that many child processes (the decoder)."""
         upstream = self._batches
 
         def run() -> Iterator[Batch]:
-            call = _built(fn, fn_constructor_args)
             batches = _rebatch(upstream(), batch_size)
-            if isolated:
-                yield from _in_child(call, list(batches), max_retries)
+            if processes:
+                yield from _in_children(fn, batches, processes, max_retries)
                 return
+            call = _built(fn, fn_constructor_args)
             for batch in batches:
                 out = call(batch)
                 # A generator call (the decoder) yields several batches per input.
@@ -75,15 +82,31 @@ class Dataset:
 
         return Dataset(run)
 
-    def map(self, fn: Any, *, fn_constructor_args: tuple = (), **_resources: Any) -> Dataset:
+    def map(
+        self,
+        fn: Any,
+        *,
+        fn_constructor_args: tuple = (),
+        processes: int = 0,
+        max_retries: int = 0,
+        **_resources: Any,
+    ) -> Dataset:
+        """`processes` >= 2 and as many rows: the rows are shared out among that many
+        child processes; one row runs here (a worker would only add its start-up)."""
         upstream = self._batches
+        workers = min(processes, self.rows or 0)
 
         def run() -> Iterator[Batch]:
+            if workers >= 2:
+                rows = (row for batch in upstream() for row in _rows(batch))
+                for row in _in_children(fn, rows, workers, max_retries, rows=True):
+                    yield _batch([row])
+                return
             call = _built(fn, fn_constructor_args)
             for batch in upstream():
                 yield _batch([call(row) for row in _rows(batch)])
 
-        return Dataset(run)
+        return Dataset(run, self.rows)
 
     def iter_batches(self, batch_size: int | None = None, batch_format: str = "numpy") -> Iterator:
         if batch_format != "numpy":
@@ -146,34 +169,77 @@ def _concat(batches: list[Batch]) -> Batch:
     return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
 
 
-def _in_child(call: Any, batches: list[Batch], max_retries: int) -> Iterator[Batch]:
-    """`call`'s outputs over `batches`, made in a child process (see the module's doc)."""
+Item = tuple[int, Any]  # (index, a batch or a row)
+
+
+def _in_children(
+    call: Any, items: Iterator[Any], processes: int, max_retries: int, rows: bool = False
+) -> Iterator[Any]:
+    """`call`'s outputs over `items`, made in up to `processes` child processes, each
+    given its next item when it has finished the last (see the module's doc). `rows`:
+    `call` takes a row and returns one; else it takes a batch and yields outputs.
+
+    A child that dies is replaced, and the item it held is given again up to
+    `max_retries` times, then dropped, as Ray drops a task that keeps failing (the driver
+    reports its video)."""
+    inbox: queue.Queue = queue.Queue(maxsize=AHEAD_WINDOWS)
+    pending = enumerate(items)
+    again: list[Item] = []
     deaths: Counter[int] = Counter()
-    i = 0
-    while i < len(batches):
-        child = _Child(call, batches, i)
-        try:
-            for kind, index, result in child.messages():
-                if kind == "out":
-                    yield result
-                else:  # "done" with one input, or the "end" of all
-                    i = index + 1 if kind == "done" else index
-        finally:
-            child.close()  # ends it too when the consumer stopped early (an error, a signal)
-        if i < len(batches) and child.exitcode != 0:
-            deaths[i] += 1
-            if deaths[i] > max_retries:
-                i += 1  # given up, as Ray gives up on a task: the driver reports the video
+    workers: dict[int, _Worker] = {}
+    held: dict[int, Item | None] = {}  # what each worker is working on
+    left = True  # `items` may hold more
+    tags = itertools.count()
+
+    def spawn() -> int:
+        # Started before it is given anything: its imports overlap the work upstream.
+        tag = next(tags)
+        workers[tag] = _Worker(call, rows, tag, inbox)
+        return tag
+
+    def assign(tag: int) -> None:
+        nonlocal left
+        item = again.pop(0) if again else next(pending, None)
+        left = left and item is not None
+        held[tag] = item
+        if item is None:
+            workers[tag].finish()
+        else:
+            workers[tag].send(item)
+
+    try:
+        for tag in [spawn() for _ in range(processes)]:
+            assign(tag)
+        while workers:
+            tag, message = inbox.get()
+            if message is None:  # its pipe ended: done with its last item, or dead
+                workers.pop(tag).close()
+                item = held.pop(tag)
+                if item is not None:
+                    deaths[item[0]] += 1
+                    if deaths[item[0]] <= max_retries:
+                        again.append(item)
+                if again or left:
+                    assign(spawn())
+            elif message[0] == "out":
+                yield message[1]
+            else:  # "done" (with a row's result): the next item, or no more
+                if message[2] is not None:
+                    yield message[2]
+                assign(tag)
+    finally:
+        for worker in workers.values():  # the consumer stopped early (an error, a signal)
+            worker.close()
 
 
-class _Child:
+class _Worker:
     """`python -m pipeline.in_process`: a fresh interpreter (not a fork of this one, which
     holds torch's and the OCR runtime's threads; not multiprocessing's spawn, which
-    imports the caller's main module again) that runs the call over `batches[start:]`
-    and sends back pickled messages on a pipe of its own (its stdout stays the user's).
-    A reader thread keeps at most AHEAD_WINDOWS of them waiting."""
+    imports the caller's main module again). It is sent the call, then one item at a
+    time on its stdin, and sends pickled messages back on a pipe of its own (its stdout
+    stays the user's); a reader thread puts them, tagged, into the shared `inbox`."""
 
-    def __init__(self, call: Any, batches: list[Batch], start: int):
+    def __init__(self, call: Any, rows: bool, tag: int, inbox: queue.Queue):
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.process = subprocess.Popen(
@@ -183,15 +249,26 @@ class _Child:
             env=env,
         )
         os.close(write_fd)
-        self.inbox: queue.Queue = queue.Queue(maxsize=AHEAD_WINDOWS)
+        self.tag, self.inbox = tag, inbox
         self.stop = threading.Event()
         self.reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True)
         self.reader.start()
+        self._write((call, rows))
+
+    def send(self, item: Item) -> None:
+        self._write(item)
+
+    def finish(self) -> None:
+        """No more items: it exits when its last is done."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+
+    def _write(self, obj: Any) -> None:
         assert self.process.stdin is not None
         try:
-            pickle.dump((call, batches, start), self.process.stdin, protocol=5)
-            self.process.stdin.close()
-        except BrokenPipeError:  # it died at once; messages() sees it end
+            pickle.dump(obj, self.process.stdin, protocol=5)
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died; its reader reports the end
             pass
 
     def _read(self, fd: int) -> None:
@@ -203,45 +280,46 @@ class _Child:
                     message = None
                 while not self.stop.is_set():
                     try:
-                        self.inbox.put(message, timeout=POLL_S)
+                        self.inbox.put((self.tag, message), timeout=POLL_S)
                         break
                     except queue.Full:
                         continue
                 if message is None:
                     return
 
-    def messages(self) -> Iterator[tuple[str, int, Any]]:
-        while (message := self.inbox.get()) is not None:
-            yield message
-
     def close(self) -> None:
         self.stop.set()
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self.process.stdin is not None:
+            self.process.stdin.close()
         self.reader.join()
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.process.returncode
 
 
 def _child_main(fd: int) -> None:
-    """The child's side: the call over its batches, each output and each input's end sent
-    as they are made."""
+    """The child's side: items from stdin until it closes, each output and each item's
+    end sent as they are made."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends it; no second traceback
-    call, batches, start = pickle.load(sys.stdin.buffer)
+    source = sys.stdin.buffer
+    call, rows = pickle.load(source)
     with os.fdopen(fd, "wb") as out:
 
-        def send(message: tuple[str, int, Any]) -> None:
+        def send(message: tuple[Any, ...]) -> None:
             pickle.dump(message, out, protocol=5)
             out.flush()
 
-        for i in range(start, len(batches)):
-            for result in call(batches[i]):
-                send(("out", i, result))
-            send(("done", i, None))
-        send(("end", len(batches), None))
+        while True:
+            try:
+                index, item = pickle.load(source)
+            except EOFError:
+                return
+            if rows:  # the row and its end in one message: a death never leaves half
+                send(("done", index, call(item)))
+                continue
+            for result in call(item):
+                send(("out", result))
+            send(("done", index, None))
 
 
 if __name__ == "__main__":

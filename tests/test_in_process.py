@@ -1,5 +1,5 @@
 """The in-process executor (pipeline/in_process.py) gives the plans Ray Data's batch
-semantics without Ray, and runs an isolated call in a child process that may die."""
+semantics without Ray, and runs task calls in child processes that may die."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pipeline.config import load_config
 from pipeline.run import run_pipeline
 from pipeline.store import Store
 from tests.conftest import local_overrides
-from tests.toy_stages import DyingWindows
+from tests.toy_stages import DyingWindows, PidRow
 
 
 def _ids(batches) -> list[list[int]]:
@@ -68,37 +68,56 @@ def test_a_generator_call_yields_several_batches_per_input():
     assert [int(b["n"][0]) for b in ds.iter_batches()] == [0, 1, 0, 1, 2]
 
 
-def _isolated(call, ns: list[int], max_retries: int = 1) -> list[dict]:
+def _in_a_child(call, ns: list[int], max_retries: int = 1) -> list[dict]:
     ds = in_process.from_items([{"n": n} for n in ns])
-    ds = ds.map_batches(call, batch_size=1, isolated=True, max_retries=max_retries)
+    ds = ds.map_batches(call, batch_size=1, processes=1, max_retries=max_retries)
     return [{k: int(v[0]) for k, v in b.items()} for b in ds.iter_batches()]
 
 
-def test_an_isolated_call_runs_in_a_child_process_and_streams_every_output_in_order():
-    out = _isolated(DyingWindows(), [2, 1, 3])
+def test_a_call_given_a_process_runs_in_a_child_and_streams_every_output_in_order():
+    out = _in_a_child(DyingWindows(), [2, 1, 3])
     assert [(o["n"], o["w"]) for o in out] == [(2, 0), (2, 1), (1, 0), (3, 0), (3, 1), (3, 2)]
     assert {o["pid"] for o in out} != {os.getpid()} and len({o["pid"] for o in out}) == 1
 
 
 def test_a_child_that_dies_is_restarted_on_the_input_it_died_on(tmp_path):
-    out = _isolated(DyingWindows(die_on=2, once=str(tmp_path / "died")), [1, 2, 3])
+    out = _in_a_child(DyingWindows(die_on=2, once=str(tmp_path / "died")), [1, 2, 3])
     assert [(o["n"], o["w"]) for o in out] == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
     assert out[0]["pid"] != out[1]["pid"] == out[-1]["pid"]  # a second child took over
 
 
 def test_an_input_that_kills_every_child_is_given_up_after_its_retries_and_the_rest_go_on():
-    out = _isolated(DyingWindows(die_on=2), [1, 2, 3], max_retries=2)
+    out = _in_a_child(DyingWindows(die_on=2), [1, 2, 3], max_retries=2)
     assert [(o["n"], o["w"]) for o in out] == [(1, 0), (3, 0), (3, 1), (3, 2)]
     assert len({o["pid"] for o in out}) == 2  # the first child, then the fourth
 
 
 def test_a_consumer_that_stops_early_ends_the_child():
     ds = in_process.from_items([{"n": 50}, {"n": 50}])
-    batches = ds.map_batches(DyingWindows(), batch_size=1, isolated=True).iter_batches()
+    batches = ds.map_batches(DyingWindows(), batch_size=1, processes=1).iter_batches()
     first = next(batches)
     batches.close()
     with pytest.raises(ProcessLookupError):
         os.kill(int(first["pid"][0]), 0)
+
+
+def test_rows_are_shared_out_among_child_processes_and_each_comes_back_once(tmp_path):
+    ds = in_process.from_items([{"n": n} for n in range(6)])
+    out = list(ds.map(PidRow(), processes=2).iter_batches())
+    assert sorted(int(b["n"][0]) for b in out) == list(range(6))
+    pids = {int(b["pid"][0]) for b in out}
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_row_whose_child_dies_is_given_again_then_dropped_and_the_rest_come_back():
+    ds = in_process.from_items([{"n": n} for n in range(5)])
+    out = list(ds.map(PidRow(die_on=3), processes=2, max_retries=1).iter_batches())
+    assert sorted(int(b["n"][0]) for b in out) == [0, 1, 2, 4]
+
+
+def test_one_row_runs_in_this_process_a_worker_would_only_add_its_start_up():
+    [batch] = in_process.from_items([{"n": 1}]).map(PidRow(), processes=2).iter_batches()
+    assert int(batch["pid"][0]) == os.getpid()
 
 
 def _tables(out, run_ids: list[str]) -> dict[str, pd.DataFrame]:

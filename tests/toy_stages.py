@@ -78,3 +78,16 @@ class DyingWindows:
             os.kill(os.getpid(), signal.SIGKILL)
         for w in range(n):
             yield {"n": np.array([n]), "w": np.array([w]), "pid": np.array([os.getpid()])}
+
+
+class PidRow:
+    """A row call for the in-process executor's children: the row with the pid that
+    made it; on the row named in `die_on` it kills its own process."""
+
+    def __init__(self, die_on: int = -1):
+        self.die_on = die_on
+
+    def __call__(self, row: dict) -> dict:
+        if int(row["n"]) == self.die_on:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return {"n": int(row["n"]), "pid": os.getpid()}
