@@ -115,13 +115,15 @@ class RunConfig:
     # summed over the workers of this node (pipeline/timings.py).
     stage_times: bool = False
     # Where the passes run. "ray": Ray Data, on a new local Ray or the cluster that
-    # ray.address / RAY_ADDRESS names. "in_process": in this process, the decoder in a
-    # child process (pipeline/in_process.py): no Ray to start and no workers importing
-    # torch, which is most of a short run. "auto": in_process when no Ray address is
-    # given and the run has at most `in_process_max` videos to do, else ray. On 2 cores
-    # in process was faster up to 8 clips at least (1: 10.5 s against 28.4 s on Ray, 4:
-    # 27.0 against 40.7, 8: 47.7 against 58.5; README "A few clips: in process"); with more
-    # cores Ray's parallel tasks catch up sooner, hence 4.
+    # ray.address / RAY_ADDRESS names. "in_process": in this process, task pools (the
+    # decoder, pass 2's video stages) in child processes (pipeline/in_process.py): no Ray
+    # to start and no worker per pool loading its libraries, which is most of a short run.
+    # "auto": in_process when no Ray address is given and the run has at most
+    # `in_process_max` videos to do, else ray. On 2 cores
+    # in process was faster at every size measured (1 clip: 9.0 s against 22.9 s on Ray,
+    # 4: 21.6 against 38.9, 8: 34.8 against 51.8, 24: 88.7 against 139.7; README "A few
+    # clips: in process"); with more cores or nodes Ray's pools have more to work with,
+    # and its streaming bounds a long run's memory, hence 4.
     executor: str = "auto"
     in_process_max: int = 4
 
