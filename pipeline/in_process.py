@@ -253,23 +253,21 @@ class _Worker:
         self.stop = threading.Event()
         self.reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True)
         self.reader.start()
-        self._write((call, rows))
+        self.send((call, rows))
 
-    def send(self, item: Item) -> None:
-        self._write(item)
+    def send(self, message: Any) -> None:
+        """The call and its kind first (the constructor sends them), then one item."""
+        assert self.process.stdin is not None
+        try:
+            pickle.dump(message, self.process.stdin, protocol=5)
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # it died; its reader reports the end
+            pass
 
     def finish(self) -> None:
         """No more items: it exits when its last is done."""
         assert self.process.stdin is not None
         self.process.stdin.close()
-
-    def _write(self, obj: Any) -> None:
-        assert self.process.stdin is not None
-        try:
-            pickle.dump(obj, self.process.stdin, protocol=5)
-            self.process.stdin.flush()
-        except (BrokenPipeError, ValueError):  # it died; its reader reports the end
-            pass
 
     def _read(self, fd: int) -> None:
         with os.fdopen(fd, "rb") as pipe:
