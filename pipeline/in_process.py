@@ -11,7 +11,8 @@ Calls given `processes` run in child processes instead, as Ray runs a task pool 
 worker processes (pipeline/adapters.py says which): the decoder in one, for the reason
 Ray runs it in a recycled task: a native decoder can hang or crash on a hostile file, and
 that must cost the video, never the run. It decodes ahead while this process encodes,
-through a bounded queue (so on two cores the CNN and the decoder each have one). Pass 2's
+through a bounded queue (so on two cores the CNN and the decoder each have one), and
+holds its next video before it finishes the last. Pass 2's
 per-video stages (OCR and speech, mostly) run in one child per core when there are
 several videos, each child taking the next video when it has finished one. A child that
 dies is replaced and its video given again, up to `max_retries` times, as Ray retries a
@@ -175,19 +176,26 @@ Item = tuple[int, Any]  # (index, a batch or a row)
 def _in_children(
     call: Any, items: Iterator[Any], processes: int, max_retries: int, rows: bool = False
 ) -> Iterator[Any]:
-    """`call`'s outputs over `items`, made in up to `processes` child processes, each
-    given its next item when it has finished the last (see the module's doc). `rows`:
-    `call` takes a row and returns one; else it takes a batch and yields outputs.
+    """`call`'s outputs over `items`, made in up to `processes` child processes (see the
+    module's doc). `rows`: `call` takes a row and returns one; else it takes a batch and
+    yields outputs.
 
-    A child that dies is replaced, and the item it held is given again up to
+    A batch child (the decoder) is given its next item before it has finished the last:
+    it learns of its end only when this process has taken the outputs queued before it,
+    and without an item in hand it would wait that long (measured: 23 s idle in a 43 s
+    pass 1 of 24 clips). Row children are given one at a time, so the last videos go
+    to whichever child is free.
+
+    A child that dies is replaced: the item it was working on is given again up to
     `max_retries` times, then dropped, as Ray drops a task that keeps failing (the driver
-    reports its video)."""
+    reports its video); items it held but had not begun are given on as they are."""
+    depth = 1 if rows else 2  # items a child holds: the one it works on, and the next
     inbox: queue.Queue = queue.Queue(maxsize=AHEAD_WINDOWS)
     pending = enumerate(items)
     again: list[Item] = []
     deaths: Counter[int] = Counter()
     workers: dict[int, _Worker] = {}
-    held: dict[int, Item | None] = {}  # what each worker is working on
+    held: dict[int, list[Item]] = {}  # each worker's items, the one it works on first
     left = True  # `items` may hold more
     tags = itertools.count()
 
@@ -195,38 +203,42 @@ def _in_children(
         # Started before it is given anything: its imports overlap the work upstream.
         tag = next(tags)
         workers[tag] = _Worker(call, rows, tag, inbox)
+        held[tag] = []
         return tag
 
-    def assign(tag: int) -> None:
+    def top_up(tag: int) -> None:
         nonlocal left
-        item = again.pop(0) if again else next(pending, None)
-        left = left and item is not None
-        held[tag] = item
-        if item is None:
-            workers[tag].finish()
-        else:
+        while len(held[tag]) < depth and not workers[tag].finished:
+            item = again.pop(0) if again else next(pending, None)
+            if item is None:
+                left = False
+                workers[tag].finish()
+                return
+            held[tag].append(item)
             workers[tag].send(item)
 
     try:
         for tag in [spawn() for _ in range(processes)]:
-            assign(tag)
+            top_up(tag)
         while workers:
             tag, message = inbox.get()
             if message is None:  # its pipe ended: done with its last item, or dead
                 workers.pop(tag).close()
-                item = held.pop(tag)
-                if item is not None:
-                    deaths[item[0]] += 1
-                    if deaths[item[0]] <= max_retries:
-                        again.append(item)
+                unfinished = held.pop(tag)
+                if unfinished:
+                    died_on, *unbegun = unfinished
+                    deaths[died_on[0]] += 1
+                    retry = [died_on] if deaths[died_on[0]] <= max_retries else []
+                    again[:0] = retry + unbegun
                 if again or left:
-                    assign(spawn())
+                    top_up(spawn())
             elif message[0] == "out":
                 yield message[1]
             else:  # "done" (with a row's result): the next item, or no more
+                held[tag].pop(0)
                 if message[2] is not None:
                     yield message[2]
-                assign(tag)
+                top_up(tag)
     finally:
         for worker in workers.values():  # the consumer stopped early (an error, a signal)
             worker.close()
@@ -251,6 +263,7 @@ class _Worker:
         os.close(write_fd)
         self.tag, self.inbox = tag, inbox
         self.stop = threading.Event()
+        self.finished = False  # told there are no more items
         self.reader = threading.Thread(target=self._read, args=(read_fd,), daemon=True)
         self.reader.start()
         self.send((call, rows))
@@ -267,6 +280,7 @@ class _Worker:
     def finish(self) -> None:
         """No more items: it exits when its last is done."""
         assert self.process.stdin is not None
+        self.finished = True
         self.process.stdin.close()
 
     def _read(self, fd: int) -> None:

@@ -4,6 +4,7 @@ semantics without Ray, and runs task calls in child processes that may die."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,20 @@ def test_an_input_that_kills_every_child_is_given_up_after_its_retries_and_the_r
     out = _in_a_child(DyingWindows(die_on=2), [1, 2, 3], max_retries=2)
     assert [(o["n"], o["w"]) for o in out] == [(1, 0), (3, 0), (3, 1), (3, 2)]
     assert len({o["pid"] for o in out}) == 2  # the first child, then the fourth
+
+
+def test_a_child_begins_its_next_input_while_this_process_still_holds_its_outputs(tmp_path):
+    # The consumer takes one output and waits: a child given one input at a time would
+    # sit idle until the consumer asked for more (the decoder waiting on the CNN).
+    ds = in_process.from_items([{"n": 1}, {"n": 2}])
+    batches = ds.map_batches(DyingWindows(marks=str(tmp_path)), batch_size=1, processes=1)
+    stream = batches.iter_batches()
+    assert int(next(stream)["n"][0]) == 1
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "2").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "2").exists()
+    assert [int(b["n"][0]) for b in stream] == [2, 2]
 
 
 def test_a_consumer_that_stops_early_ends_the_child():

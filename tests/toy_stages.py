@@ -65,13 +65,16 @@ class DyingWindows:
     """An isolated call for the in-process executor: per input `n`, n outputs carrying
     the child's pid; it kills its own process on the input named in `die_on` (every
     time, or once when a marker file is given: then the retry finds the marker and goes
-    on). It lives here, a light module, because the child imports it to unpickle it."""
+    on); given a `marks` folder, it leaves a file there for each input it begins. It
+    lives here, a light module, because the child imports it to unpickle it."""
 
-    def __init__(self, die_on: int = -1, once: str = ""):
-        self.die_on, self.once = die_on, once
+    def __init__(self, die_on: int = -1, once: str = "", marks: str = ""):
+        self.die_on, self.once, self.marks = die_on, once, marks
 
     def __call__(self, batch):
         n = int(batch["n"][0])
+        if self.marks:  # a file per input begun, named for it
+            open(os.path.join(self.marks, str(n)), "w").close()
         if n == self.die_on and not (self.once and os.path.exists(self.once)):
             if self.once:
                 open(self.once, "w").close()
