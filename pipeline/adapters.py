@@ -279,11 +279,14 @@ def apply(
     res: StageResources,
     watchdog: Watchdog | None = None,
     timer: StageTimer | None = None,
+    light: bool = False,
 ) -> Dataset | in_process.Dataset:
     """`ds` with `stages` applied in turn, in one Ray Data call run as `res` says
     (`watchdog`: a hard time limit per video, for a source stage in a task pool;
     `timer`: where each stage call's time goes, when the run is timed); or, on an
-    in-process dataset, the same call in this process (a source in a child process)."""
+    in-process dataset, the same call in this process (a source in a child process, a
+    task pool's stages in one per core unless `light`: work so small that a child would
+    add only its start-up and memory)."""
     kinds = [b.cls.kind for b in stages]
     head = kinds[0]
     if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
@@ -306,7 +309,7 @@ def apply(
         args.update(num_gpus=res.num_gpus)
     if local and head == "source":
         args.update(processes=1)  # a decoder that hangs or crashes must not take the run
-    elif local and res.pool == "tasks":
+    elif local and res.pool == "tasks" and not light:
         args.update(processes=os.cpu_count() or 1)  # one video per core, as Ray's tasks
     if head == "video":
         return ds.map(udf, **args)
