@@ -23,19 +23,38 @@ def timed(fn, repeat: int = 3):
     return best, out
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _processes() -> dict[int, tuple[int, float, float]]:
+    """Every process: pid -> (parent pid, CPU seconds so far, resident MB), from one read
+    of each /proc/<pid>/stat (cheap: no page walk)."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        if ppid == pid:
-            kids.append(int(entry))
-    return kids
+        cpu = (int(fields[11]) + int(fields[12])) / _TICK
+        out[int(entry)] = (int(fields[1]), cpu, int(fields[21]) * _PAGE_MB)
+    return out
+
+
+def _tree(pid: int, processes: dict[int, tuple[int, float, float]]) -> list[int]:
+    """`pid` and all its descendants."""
+    kids: dict[int, list[int]] = {}
+    for p, (parent, _, _) in processes.items():
+        kids.setdefault(parent, []).append(p)
+    out, stack = [], [pid]
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(kids.get(p, []))
+    return [p for p in out if p in processes]
 
 
 def _name(pid: int) -> str:
@@ -53,14 +72,12 @@ def _name(pid: int) -> str:
     return " ".join(w for w in words if not w.startswith("-"))[:60]
 
 
-def tree_pss(pid: int) -> dict[int, tuple[str, dict[str, float]]]:
-    """PSS of a process and all its descendants (shared pages split among their users):
-    pid -> (name, {"pss_mb", "shmem_mb": the part in shared memory, e.g. Ray's object
-    store})."""
-    out, stack = {}, [pid]
-    while stack:
-        p = stack.pop()
-        stack.extend(_children(p))
+def pss(pids: list[int], names: dict[int, str]) -> dict[int, tuple[str, dict[str, float]]]:
+    """PSS of each process (shared pages split among their users): pid -> (name,
+    {"pss_mb", "shmem_mb": the part in shared memory, e.g. Ray's object store}). Reading
+    smaps_rollup walks the process's pages: kernel work the watcher pays for."""
+    out = {}
+    for p in pids:
         fields = {}
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
@@ -71,21 +88,10 @@ def tree_pss(pid: int) -> dict[int, tuple[str, dict[str, float]]]:
         except OSError:
             continue
         if "Pss" in fields:
-            out[p] = (_name(p), {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)})
+            if p not in names:
+                names[p] = _name(p)
+            out[p] = (names[p], {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)})
     return out
-
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (0 once it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def by_name(per_pid: dict[int, tuple[str, dict[str, float]]], largest: str) -> list[dict]:
@@ -100,14 +106,24 @@ def by_name(per_pid: dict[int, tuple[str, dict[str, float]]], largest: str) -> l
     return sorted(groups.values(), key=lambda g: -g[largest])
 
 
+PSS_EVERY_S = 5.0
+
+
 def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25) -> dict:
     """Run a command; return its wall time, exit code, output (each line with when it came),
-    peak tree PSS (MB) and the processes that made up that peak."""
+    peak tree PSS (MB) and the processes that made up that peak.
+
+    Watching must not slow what it watches (2 cores here): every `interval` it reads each
+    process's stat once (parents, CPU, resident size); the PSS, which costs a walk of
+    every page, only when the tree's resident size reaches a new high, and every
+    `PSS_EVERY_S` (a peak of PSS that is not one of resident size, shared pages
+    splitting differently, is caught to within that)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     peak, at_peak = 0.0, {}
+    names: dict[int, str] = {}
     cpu: dict[int, tuple[str, dict[str, float]]] = {}  # pid -> CPU seconds when last seen
     lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
 
@@ -117,19 +133,31 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    watching = time.process_time()
+    top_rss, last_pss = 0.0, -PSS_EVERY_S
     while proc.poll() is None:
-        snapshot = tree_pss(proc.pid)
-        total = sum(figures["pss_mb"] for _, figures in snapshot.values())
-        if total > peak:
-            peak, at_peak = total, snapshot
-        for p, (name, _) in snapshot.items():
-            seconds = cpu_seconds(p)
-            if seconds:  # 0: it ended since the snapshot, keep what it had
-                cpu[p] = (name, {"cpu_s": seconds})
+        processes = _processes()
+        tree = _tree(proc.pid, processes)
+        for p in tree:
+            if p not in names:
+                names[p] = _name(p)
+            cpu[p] = (names[p], {"cpu_s": processes[p][1]})
+        rss = sum(processes[p][2] for p in tree)
+        now = time.perf_counter()
+        if rss > top_rss or now - last_pss >= PSS_EVERY_S:
+            top_rss, last_pss = max(top_rss, rss), now
+            snapshot = pss(tree, names)
+            total = sum(figures["pss_mb"] for _, figures in snapshot.values())
+            if total > peak:
+                peak, at_peak = total, snapshot
         time.sleep(interval)
+    watching = time.process_time() - watching
     reader.join()
     return {
         "wall_s": time.perf_counter() - t0,
+        # What watching cost: this process's CPU seconds while the command ran, taken
+        # from the command's cores.
+        "watch_cpu_s": watching,
         "rc": proc.returncode,
         "peak_pss_mb": peak,
         "peak_processes": by_name(at_peak, "pss_mb"),

@@ -114,6 +114,7 @@ def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
         "peak_pss_mb": run["peak_pss_mb"],
         "peak_processes": run["peak_processes"],
         "cpu_by_process": run["cpu_by_process"],
+        "watch_cpu_s": run["watch_cpu_s"],
         # The measure stage starts on a window as soon as the decoder has made it.
         "first_window_s": pass1_start + stages["measure"]["first"],
         "pass1_stages": stages,
@@ -168,7 +169,8 @@ def format_row(name: str, r: dict) -> str:
         f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
         f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames); "
         f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x; first window "
-        f"decoded at {r['first_window_s']:.1f} s; largest at the peak: "
+        f"decoded at {r['first_window_s']:.1f} s; watching it cost {r['watch_cpu_s']:.1f} "
+        "CPU-s; largest at the peak: "
         + ", ".join(
             f"{g['name']} x{g['processes']} {g['pss_mb']:.0f} MB ({g['shmem_mb']:.0f} shared)"
             for g in r["peak_processes"][:4]
