@@ -119,13 +119,12 @@ class RunConfig:
     # decoder, pass 2's video stages) in child processes (pipeline/in_process.py): no Ray
     # to start and no worker per pool loading its libraries, which is most of a short run.
     # "auto": in_process when no Ray address is given and the run has at most
-    # `in_process_max` videos to do, else ray. On 2 cores
-    # in process was faster at every size measured (1 clip: 9.0 s against 22.9 s on Ray,
-    # 4: 21.6 against 38.9, 8: 34.8 against 51.8, 24: 88.7 against 139.7; README "A few
-    # clips: in process"); with more cores or nodes Ray's pools have more to work with,
-    # and its streaming bounds a long run's memory, hence 4.
+    # `in_process_max` videos to do, else ray. On 2 cores in process was faster and held
+    # less memory at every size measured, up to 64 clips (README "A few clips: in
+    # process"), hence 64: past it the choice is unmeasured, and an archive's first run
+    # goes to Ray, whose pools a bigger machine or a cluster can widen.
     executor: str = "auto"
-    in_process_max: int = 4
+    in_process_max: int = 64
 
 
 @dataclass
