@@ -88,9 +88,10 @@ def pss(pids: list[int], names: dict[int, str]) -> dict[int, tuple[str, dict[str
         except OSError:
             continue
         if "Pss" in fields:
-            if p not in names:
-                names[p] = _name(p)
-            out[p] = (names[p], {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)})
+            out[p] = (
+                names.get(p) or _name(p),
+                {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)},
+            )
     return out
 
 
@@ -138,9 +139,8 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
     while proc.poll() is None:
         processes = _processes()
         tree = _tree(proc.pid, processes)
-        for p in tree:
-            if p not in names:
-                names[p] = _name(p)
+        for p in tree:  # named afresh: a Ray worker takes its title after it starts
+            names[p] = _name(p)
             cpu[p] = (names[p], {"cpu_s": processes[p][1]})
         rss = sum(processes[p][2] for p in tree)
         now = time.perf_counter()
