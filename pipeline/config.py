@@ -119,8 +119,9 @@ class RunConfig:
     # decoder, pass 2's video stages) in child processes (pipeline/in_process.py): no Ray
     # to start and no worker per pool loading its libraries, which is most of a short run.
     # "auto": in_process when no Ray address is given and the run has at most
-    # `in_process_max` videos to do, else ray. On 2 cores in process was faster and held
-    # less memory at every size measured, up to 64 clips (README "A few clips: in
+    # `in_process_max` videos to do, else ray. On 2 cores in process was faster up to 24
+    # clips (8: 33.2 s against 55.0 s on Ray; 24: 94.2 against 118.6) and level at 64
+    # (249.1 against 247.3 s), in 0.7-0.9 GB less (README "Up to 64 videos: in
     # process"), hence 64: past it the choice is unmeasured, and an archive's first run
     # goes to Ray, whose pools a bigger machine or a cluster can widen.
     executor: str = "auto"
