@@ -63,6 +63,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bad profile or override is the user's to fix: say so in a line
         print(f"vidgist: config error: {exc}", file=sys.stderr)
         return 2
+    from stages.devices import wait_policy
+
+    wait_policy(cfg.visual.threads)  # before torch loads (below)
     from pipeline.ray_runtime import ClusterLacks
     from pipeline.run import Interrupted, SystemicFault, format_report, run_pipeline
     from pipeline.store import Store, StoreLocked

@@ -66,6 +66,7 @@ RULES: dict[str, Rule] = {
     "visual.batch_size": _at_least(1),
     "visual.top_k": _within(1, 1000),
     "visual.threads": COUNT,
+    "audio.threads": COUNT,
     "audio.n_mels": _within(1, 512),
     "audio.win_ms": POSITIVE,
     "audio.hop_ms": POSITIVE,

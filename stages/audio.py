@@ -17,7 +17,7 @@ from torch import nn
 
 from stages import checkpoint as ckpt
 from stages.base import WindowStage
-from stages.devices import autocast, pick_device, to_device
+from stages.devices import autocast, pick_device, to_device, torch_threads
 from stages.records import Windows
 from stages.settings import AudioConfig, Shared
 
@@ -135,7 +135,7 @@ class AudioEncoder(WindowStage):
         has = mask.any(1)
         if has.any():
             x = to_device(wave[has], self.device)
-            with autocast(self.device):
+            with autocast(self.device), torch_threads(self.cfg.threads):
                 h = self.model.per_frame(x, n_frames, spf)
             feats[has] = h.float().cpu().numpy()
         feats[~mask] = 0.0

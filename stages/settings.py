@@ -80,6 +80,11 @@ class AudioConfig:
     checkpoint: str = "bundled"  # bundled | none (seeded init) | a file path
     device: str = "auto"
     seed: int = 0
+    # CPU intra-op threads of each call (0: the process's). Its ops are small (a BiGRU
+    # over ~60 steps a window): each parallel region costs more in waking threads than
+    # it saves, most when they sleep (stages.devices.wait_policy): in process, 24 clips,
+    # 1.0-1.1 s on one thread against 5.9 s on two sleeping ones, 1.0-1.3 s spinning.
+    threads: int = 1
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """Visual, audio and fusion stages run in-process, without Ray."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,44 @@ def test_the_shipped_imagenet_names_are_torchvisions_in_class_order():
 
     shipped = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
     assert imagenet_categories() == list(shipped)
+
+
+def test_the_audio_encoder_runs_on_its_own_threads_and_gives_the_process_its_own_back(
+    window_batch, monkeypatch
+):
+    seen: list[int] = []
+    enc = AudioEncoder(AudioConfig(device="cpu", threads=1))
+    per_frame = enc.model.per_frame
+    monkeypatch.setattr(
+        enc.model, "per_frame", lambda *a: seen.append(torch.get_num_threads()) or per_frame(*a)
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        enc(window_batch)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("cores", "cnn_threads", "given", "expected"),
+    [
+        (2, 2, None, "PASSIVE"),  # the CNN fills every core: its threads sleep
+        (4, 2, None, None),  # cores to spare: spinning costs no one
+        (2, 0, None, None),  # torch's own count: not measured, left alone
+        (2, 2, "ACTIVE", "ACTIVE"),  # the user's setting is kept
+    ],
+)
+def test_openmp_threads_sleep_at_barriers_only_when_the_cnn_fills_every_core(
+    monkeypatch, cores, cnn_threads, given, expected
+):
+    from stages.devices import wait_policy
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    wait_policy(cnn_threads)
+    assert os.environ.get("OMP_WAIT_POLICY") == expected
