@@ -88,10 +88,7 @@ def pss(pids: list[int], names: dict[int, str]) -> dict[int, tuple[str, dict[str
         except OSError:
             continue
         if "Pss" in fields:
-            out[p] = (
-                names.get(p) or _name(p),
-                {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)},
-            )
+            out[p] = (names[p], {"pss_mb": fields["Pss"], "shmem_mb": fields.get("Pss_Shmem", 0.0)})
     return out
 
 
@@ -124,7 +121,6 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     peak, at_peak = 0.0, {}
-    names: dict[int, str] = {}
     cpu: dict[int, tuple[str, dict[str, float]]] = {}  # pid -> CPU seconds when last seen
     lines: list[tuple[float, str]] = []  # (seconds since start, line) as each arrives
 
@@ -139,8 +135,9 @@ def run_measured(cmd: list[str], env: dict | None = None, interval: float = 0.25
     while proc.poll() is None:
         processes = _processes()
         tree = _tree(proc.pid, processes)
-        for p in tree:  # named afresh: a Ray worker takes its title after it starts
-            names[p] = _name(p)
+        # Named afresh each look: a Ray worker takes its title after it starts.
+        names = {p: _name(p) for p in tree}
+        for p in tree:
             cpu[p] = (names[p], {"cpu_s": processes[p][1]})
         rss = sum(processes[p][2] for p in tree)
         now = time.perf_counter()

@@ -216,7 +216,7 @@ def _in_children(
                 workers[tag].finish()
                 return
             held[tag].append(item)
-            workers[tag].send(item)
+            workers[tag].send(item[1])  # the index stays here, in `held`
 
     try:
         for tag in [spawn() for _ in range(processes)]:
@@ -237,8 +237,8 @@ def _in_children(
                 yield message[1]
             else:  # "done" (with a row's result): the next item, or no more
                 held[tag].pop(0)
-                if message[2] is not None:
-                    yield message[2]
+                if message[1] is not None:
+                    yield message[1]
                 top_up(tag)
     finally:
         for worker in workers.values():  # the consumer stopped early (an error, a signal)
@@ -324,15 +324,15 @@ def _child_main(fd: int) -> None:
 
         while True:
             try:
-                index, item = pickle.load(source)
+                item = pickle.load(source)
             except EOFError:
                 return
             if rows:  # the row and its end in one message: a death never leaves half
-                send(("done", index, call(item)))
+                send(("done", call(item)))
                 continue
             for result in call(item):
                 send(("out", result))
-            send(("done", index, None))
+            send(("done", None))
 
 
 if __name__ == "__main__":
