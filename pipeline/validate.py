@@ -56,7 +56,8 @@ POSITIVE = _above(0)
 
 RULES: dict[str, Rule] = {
     "decode.fps": _within(0, 120, lo_open=True),
-    "decode.frame_size": _within(16, 4096),
+    # The measure stage averages sampled frames down to 32x32 thumbnails.
+    "decode.frame_size": _within(32, 4096),
     "decode.window": _within(1, 4096),
     "decode.sample_rate": _within(1000, 192000),
     "decode.threads": COUNT,

@@ -213,6 +213,7 @@ def test_most_of_a_batch_failing_the_same_way_stops_the_run_uncommitted(
         ("decode.fps=0", "decode.fps=0.0: must be in (0, 120]"),
         ("decode.fps=-1", "decode.fps=-1.0: must be in (0, 120]"),
         ("decode.fps=3", "decode.sample_rate (16000) / fps must be whole"),
+        ("decode.frame_size=16", "decode.frame_size=16: must be in [32, 4096]"),
         ("fusion.heads=3", "fusion.heads=3: must divide fusion.d_model (128)"),
         ("resources.visual.min_size=2", "resources.visual.max_size=1: must be >= "),
         ("run.batch_videos=-2", "run.batch_videos=-2: must be >= 0"),
