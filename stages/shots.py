@@ -80,25 +80,27 @@ def _kernel_features(record: VideoRecord, cfg: ShotsConfig) -> np.ndarray:
 
 
 def _hsv(rgb: np.ndarray) -> np.ndarray:
-    """[..., 3] uint8 RGB -> float32 HSV on OpenCV's scales (H 0-180, S and V 0-255)."""
-    x = rgb.astype(np.float32)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    v = x.max(-1)
-    c = v - x.min(-1)
-    s = np.where(v > 0, 255.0 * c / np.maximum(v, 1e-6), 0.0)
+    """[..., 3] uint8 RGB -> [3, ...] float32 H, S, V planes on OpenCV's scales (H 0-180,
+    S and V 0-255). Planes, not a last axis of 3: numpy's reductions and elementwise ops
+    over a 3-wide last axis cost ~3x more for these 48x27 frames."""
+    r, g, b = np.moveaxis(rgb, -1, 0).astype(np.float32)
+    v = np.maximum(np.maximum(r, g), b)
+    c = v - np.minimum(np.minimum(r, g), b)
+    s = 255.0 * c / np.maximum(v, 1e-6)  # c is 0 where v is
     safe = np.maximum(c, 1e-6)
     h = np.where(
         v == r, (g - b) / safe, np.where(v == g, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe)
     )
     h = np.where(c > 0, (h * 30.0) % 180.0, 0.0)
-    return np.stack([h, s, v], -1)
+    return np.stack([h, s, v])
 
 
 def _change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean absolute HSV difference per frame pair (hue taken round its circle)."""
+    """Mean absolute HSV difference per frame pair of two [3, m, ...] plane stacks (hue
+    taken round its circle)."""
     d = np.abs(a - b)
-    d[..., 0] = np.minimum(d[..., 0], 180.0 - d[..., 0])
-    return d.mean(axis=tuple(range(1, d.ndim - 1))).mean(-1)
+    d[0] = np.minimum(d[0], 180.0 - d[0])
+    return d.reshape(3, d.shape[1], -1).mean(-1).mean(0)
 
 
 class ContentScorer(WindowStage):
@@ -114,14 +116,14 @@ class ContentScorer(WindowStage):
         m = len(tiny)
         if not m:
             return np.zeros((0, 2), np.float32)
-        frames = _hsv(np.concatenate([lead, tiny]))
+        frames = _hsv(np.concatenate([lead, tiny]))  # [3, frames, h, w]
         first = len(lead)  # index of the window's first frame in `frames`
         if not first:  # the video's first frame: nothing before it changed
-            frames = np.concatenate([frames[:1], frames])
+            frames = np.concatenate([frames[:, :1], frames], axis=1)
             first = 1
         idx = np.arange(first, first + m)
-        short = _change(frames[idx], frames[idx - 1])
-        far = _change(frames[idx], frames[np.maximum(idx - SHOT_CONTEXT, 0)])
+        short = _change(frames[:, idx], frames[:, idx - 1])
+        far = _change(frames[:, idx], frames[:, np.maximum(idx - SHOT_CONTEXT, 0)])
         return np.stack([short, far], -1).astype(np.float32)
 
     def __call__(self, windows: Windows) -> Windows:

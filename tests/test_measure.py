@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 
 from stages.decode import Decoder
-from stages.measure import PALETTE_NAMES, Measurer, audio_measures, colour_histogram
+from stages.measure import PALETTE_NAMES, Measurer, _thumbs, audio_measures, colour_histogram
 from stages.records import VideoRef
 from stages.settings import DecodeConfig
 
@@ -12,6 +13,18 @@ def test_colour_histogram_names_the_dominant_colour():
     hist = colour_histogram(red)
     assert PALETTE_NAMES[int(hist[0].argmax())] == "red"
     assert hist.sum() == 1.0
+
+
+@pytest.mark.parametrize("size", [224, 100])
+def test_thumbnails_are_the_mean_of_each_block_of_pixels(size):
+    frames = np.random.default_rng(0).integers(0, 256, (3, size, size, 3), dtype=np.uint8)
+    f = size // 32
+    expected = np.empty((3, 32, 32, 3))
+    for i in range(32):
+        for j in range(32):
+            block = frames[:, i * f : (i + 1) * f, j * f : (j + 1) * f].astype(np.float64)
+            expected[:, i, j] = block.mean(axis=(1, 2))
+    np.testing.assert_allclose(_thumbs(frames), expected, rtol=1e-6)
 
 
 def test_audio_measures_find_a_tone_and_its_pitch():

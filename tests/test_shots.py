@@ -1,5 +1,6 @@
 """Shot detection on every decoded frame, and segments that follow the shots (no Ray)."""
 
+import colorsys
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +12,7 @@ from pipeline.sources import make_sources
 from stages.decode import Decoder
 from stages.records import Windows
 from stages.settings import DecodeConfig, ShotsConfig
-from stages.shots import ContentScorer, ContentShots, segments_from_boundaries
+from stages.shots import ContentScorer, ContentShots, _hsv, segments_from_boundaries
 from tests.conftest import tiny_spec
 
 
@@ -29,6 +30,18 @@ def _detect(path, cfg: ShotsConfig | None = None):
     idx, kinds, conf = ContentShots(cfg, shared).boundaries(time_s, signal)
     sampled = np.concatenate([t[:n] for t, n in zip(windows.time_s, windows.n_frames, strict=True)])
     return time_s, idx, kinds, conf, sampled
+
+
+def test_the_content_detector_sees_colours_in_standard_hsv():
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    rgb[0, 0, 0] = (90, 90, 90)  # grey: no hue, no saturation
+    h, s, v = _hsv(rgb)
+    for index in np.ndindex(rgb.shape[:-1]):
+        eh, es, ev = colorsys.rgb_to_hsv(*(rgb[index] / 255.0))
+        hue_gap = abs(h[index] - eh * 180.0)
+        assert min(hue_gap, 180.0 - hue_gap) < 1e-3
+        assert s[index] == pytest.approx(es * 255.0, abs=1e-3)
+        assert v[index] == pytest.approx(ev * 255.0, abs=1e-3)
 
 
 def _shot(start, duration, colours, transition="cut", dissolve_s=0.0, background="solid"):
