@@ -245,18 +245,29 @@ def _in_children(
             worker.close()
 
 
+# The child's first statement drops the working folder ('') that `-c` puts first on its
+# path: its modules must be this process's (PYTHONPATH), not a user's own `pipeline/`
+# or `stages/` in the folder vidgist was started from (as `python -m` would have them).
+_CHILD = (
+    "import sys; sys.path[:] = [p for p in sys.path if p]; "
+    "from pipeline.in_process import _child_main; _child_main()"
+)
+
+
 class _Worker:
-    """`python -m pipeline.in_process`: a fresh interpreter (not a fork of this one, which
-    holds torch's and the OCR runtime's threads; not multiprocessing's spawn, which
-    imports the caller's main module again). It is sent the call, then one item at a
-    time on its stdin, and sends pickled messages back on a pipe of its own (its stdout
-    stays the user's); a reader thread puts them, tagged, into the shared `inbox`."""
+    """A fresh interpreter running `_child_main` (not a fork of this one, which holds
+    torch's and the OCR runtime's threads; not multiprocessing's spawn, which imports the
+    caller's main module again). It is sent the call, then one item at a time on its
+    stdin, and sends pickled messages back on a pipe of its own (its stdout stays the
+    user's); a reader thread puts them, tagged, into the shared `inbox`."""
 
     def __init__(self, call: Any, rows: bool, tag: int, inbox: queue.Queue):
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        # Absolute: this process's '' (its working folder) means nothing in the child.
+        path = os.pathsep.join(os.path.abspath(p) for p in sys.path)
+        env = dict(os.environ, PYTHONPATH=path)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.in_process", str(write_fd)],
+            [sys.executable, "-c", _CHILD, str(write_fd)],
             stdin=subprocess.PIPE,
             pass_fds=(write_fd,),
             env=env,
@@ -310,9 +321,10 @@ class _Worker:
         self.reader.join()
 
 
-def _child_main(fd: int) -> None:
-    """The child's side: items from stdin until it closes, each output and each item's
-    end sent as they are made."""
+def _child_main() -> None:
+    """The child's side (its one argument: the pipe's descriptor): items from stdin until
+    it closes, each output and each item's end sent as they are made."""
+    fd = int(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends it; no second traceback
     source = sys.stdin.buffer
     call, rows = pickle.load(source)
@@ -333,7 +345,3 @@ def _child_main(fd: int) -> None:
             for result in call(item):
                 send(("out", result))
             send(("done", None))
-
-
-if __name__ == "__main__":
-    _child_main(int(sys.argv[1]))

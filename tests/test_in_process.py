@@ -81,6 +81,18 @@ def test_a_call_given_a_process_runs_in_a_child_and_streams_every_output_in_orde
     assert {o["pid"] for o in out} != {os.getpid()} and len({o["pid"] for o in out}) == 1
 
 
+def test_children_import_this_process_s_modules_whatever_folder_they_start_in(
+    tmp_path, monkeypatch
+):
+    # A user's own packages of the same names, in the folder vidgist is started from.
+    for name in ("pipeline", "stages", "tests"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise ImportError('the wrong one')\n")
+    monkeypatch.chdir(tmp_path)
+    out = _in_a_child(DyingWindows(), [2])
+    assert [(o["n"], o["w"]) for o in out] == [(2, 0), (2, 1)]
+
+
 def test_a_child_that_dies_is_restarted_on_the_input_it_died_on(tmp_path):
     out = _in_a_child(DyingWindows(die_on=2, once=str(tmp_path / "died")), [1, 2, 3])
     assert [(o["n"], o["w"]) for o in out] == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
