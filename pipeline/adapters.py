@@ -286,7 +286,7 @@ def apply(
     `timer`: where each stage call's time goes, when the run is timed); or, on an
     in-process dataset, the same call in this process (a source in a child process, a
     task pool's stages in one per core unless `light`: work so small that a child would
-    add only its start-up and memory)."""
+    add only its start-up and memory; an actor pool of several on as many threads)."""
     kinds = [b.cls.kind for b in stages]
     head = kinds[0]
     if any(k != ("windows" if head == "source" else head) for k in kinds[1:]):
@@ -311,6 +311,9 @@ def apply(
         args.update(processes=1)  # a decoder that hangs or crashes must not take the run
     elif local and res.pool == "tasks" and not light:
         args.update(processes=os.cpu_count() or 1)  # one video per core, as Ray's tasks
+    elif local and res.pool == "actors" and res.max_size > 1:
+        # A pool of several actors: as many instances on threads here, at most one a core.
+        args.update(threads=min(res.max_size, os.cpu_count() or 1))
     if head == "video":
         return ds.map(udf, **args)
     # A source call takes one video (its windows stream out); window stages take batches.

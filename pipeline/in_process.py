@@ -18,7 +18,9 @@ per-video stages (OCR and speech, mostly) run in one child per core when there a
 several videos, each child taking the next video when it has finished one. A child that
 dies is replaced and its video given again, up to `max_retries` times, as Ray retries a
 task; the watchdog and crash records it leaves then turn that video into an error row as
-on Ray. Actor pools (the models of the CNN, the audio encoder, fusion) run here.
+on Ray. Actor pools (the models of the CNN, the audio encoder, fusion) run here: a pool
+of several as that many instances, each on a thread of its own (native code such as
+torch's releases the GIL, so they compute at once).
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+from pipeline import timings
 
 Batch = dict[str, np.ndarray]
 
@@ -65,16 +70,23 @@ class Dataset:
         batch_size: int | None = None,
         fn_constructor_args: tuple = (),
         processes: int = 0,
+        threads: int = 0,
         max_retries: int = 0,
         **_resources: Any,
     ) -> Dataset:
-        """`processes` >= 1: the calls run in that many child processes (the decoder)."""
+        """`processes` >= 1: the calls run in that many child processes (the decoder).
+        `threads` >= 2, for a class (an actor pool of that size): that many instances,
+        each called from a thread of its own; outputs keep their inputs' order."""
         upstream = self._batches
 
         def run() -> Iterator[Batch]:
             batches = _rebatch(upstream(), batch_size)
             if processes:
                 yield from _in_children(fn, batches, processes, max_retries)
+                return
+            if threads >= 2 and isinstance(fn, type):
+                calls = [_built(fn, fn_constructor_args) for _ in range(threads)]
+                yield from _in_threads(calls, batches)
                 return
             call = _built(fn, fn_constructor_args)
             for batch in batches:
@@ -114,6 +126,38 @@ class Dataset:
         if batch_format != "numpy":
             raise ValueError(f"in-process datasets give numpy batches, not {batch_format!r}")
         return _rebatch(self._batches(), batch_size)
+
+
+def _in_threads(calls: list[Callable], batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Each batch to whichever of `calls` is free, each call always on the same thread of
+    its own; outputs in input order. Up to two batches per call are taken ahead, so
+    memory stays bounded and no call waits for the consumer."""
+    free: queue.SimpleQueue = queue.SimpleQueue()
+    for call in calls:
+        free.put(call)
+    mine = threading.local()
+
+    def start() -> None:
+        mine.call = free.get()
+
+    def run(batch: Batch) -> Batch:
+        return mine.call(batch)
+
+    pending: deque[Future] = deque()
+    with (
+        timings.pool_running(),  # stage times count each call's own thread
+        ThreadPoolExecutor(len(calls), "vidgist-pool", initializer=start) as pool,
+    ):
+        try:
+            for batch in batches:
+                pending.append(pool.submit(run, batch))
+                while len(pending) > 2 * len(calls) or (pending and pending[0].done()):
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # the consumer stopped early, or a call failed: run nothing more
+            for future in pending:
+                future.cancel()
 
 
 def _built(fn: Any, constructor_args: tuple) -> Callable:

@@ -5,8 +5,9 @@ line (stage, wall seconds, CPU seconds of its process, items) to a file per proc
 local folder; the driver sums them per pass. CPU seconds are the process's and its
 finished children's (`os.times`), so a stage that runs on several threads (the CNN's
 intra-op threads) shows more CPU than wall, and one that runs FFmpeg (skims) shows
-FFmpeg's. Workers on other nodes of a cluster write to their own
-node's disk: the driver sums what its own node saw.
+FFmpeg's; while an in-process actor pool runs, a call counts its own thread's alone.
+Workers on other nodes of a cluster write to their own node's disk: the driver sums what
+its own node saw.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -21,10 +23,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+_POOLS = 0  # in-process actor pools running in this process (`pool_running`)
+_POOLS_LOCK = threading.Lock()
 
-def _cpu_seconds() -> float:
+
+@contextlib.contextmanager
+def pool_running() -> Iterator[None]:
+    """While several instances of a stage run at once on threads of this process (an
+    in-process actor pool), every call here counts its own thread's CPU: the process's
+    would count the calls beside it too. The pool's instances run one intra-op thread
+    each, so their thread is all their work."""
+    global _POOLS
+    with _POOLS_LOCK:
+        _POOLS += 1
+    try:
+        yield
+    finally:
+        with _POOLS_LOCK:
+            _POOLS -= 1
+
+
+def _process_cpu() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def _cpu_clock():
+    """The clock a call is timed on, chosen when it starts (see `pool_running`)."""
+    return time.thread_time if _POOLS else _process_cpu
 
 
 @dataclass(frozen=True)
@@ -38,14 +64,15 @@ class StageTimer:
 
     @contextlib.contextmanager
     def time(self, stage: str, items: int = 1) -> Iterator[None]:
-        start, wall, cpu = time.time(), time.perf_counter(), _cpu_seconds()
+        clock = _cpu_clock()
+        start, wall, cpu = time.time(), time.perf_counter(), clock()
         try:
             yield
         finally:
             line = {
                 "stage": stage,
                 "wall": time.perf_counter() - wall,
-                "cpu": _cpu_seconds() - cpu,
+                "cpu": clock() - cpu,
                 "items": items,
                 "start": start - self.t0,
                 "end": time.time() - self.t0,

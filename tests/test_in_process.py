@@ -4,16 +4,18 @@ semantics without Ray, and runs task calls in child processes that may die."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import in_process
-from pipeline.config import load_config
+from pipeline import adapters, in_process
+from pipeline.config import StageResources, load_config
 from pipeline.run import run_pipeline
 from pipeline.store import Store
+from stages.base import WindowStage
 from tests.conftest import local_overrides
 from tests.toy_stages import DyingWindows, PidRow
 
@@ -67,6 +69,67 @@ def test_a_generator_call_yields_several_batches_per_input():
 
     ds = in_process.from_items([{"n": 2}, {"n": 3}]).map_batches(windows, batch_size=1)
     assert [int(b["n"][0]) for b in ds.iter_batches()] == [0, 1, 0, 1, 2]
+
+
+class _Noting:
+    """An actor class: notes which instance ran each input on which thread; later
+    inputs may finish first (they sleep less)."""
+
+    def __init__(self, log: list, fail_on: int = -1):
+        self.log, self.fail_on = log, fail_on
+        log.append(("built", id(self)))
+
+    def __call__(self, batch):
+        n = int(batch["i"][0])
+        if n == self.fail_on:
+            raise ValueError(f"input {n}")
+        time.sleep(0.02 * (n % 3))
+        self.log.append((id(self), threading.get_ident(), n))
+        return {"i": batch["i"] * 10}
+
+
+def test_an_actor_pool_of_two_runs_two_instances_each_on_a_thread_of_its_own_in_order():
+    log: list = []
+    ds = in_process.from_items([{"i": i} for i in range(12)])
+    out = ds.map_batches(_Noting, batch_size=1, fn_constructor_args=(log,), threads=2)
+    assert [int(b["i"][0]) for b in out.iter_batches()] == [10 * i for i in range(12)]
+    built = [entry[1] for entry in log if entry[0] == "built"]
+    calls = [entry for entry in log if entry[0] != "built"]
+    assert len(built) == 2 and {instance for instance, _, _ in calls} == set(built)
+    threads = {instance: {t for i, t, _ in calls if i == instance} for instance in built}
+    assert all(len(ts) == 1 for ts in threads.values())  # an instance keeps its thread
+    assert len(set.union(*threads.values())) == 2
+    assert threading.get_ident() not in set.union(*threads.values())
+
+
+def test_a_call_that_fails_in_an_actor_pool_fails_where_the_outputs_are_read():
+    ds = in_process.from_items([{"i": i} for i in range(6)])
+    out = ds.map_batches(_Noting, batch_size=1, fn_constructor_args=([], 3), threads=2)
+    with pytest.raises(ValueError, match="input 3"):
+        list(out.iter_batches())
+
+
+class _Stage(WindowStage):
+    name = "toy"
+
+    def __call__(self, windows):
+        return windows
+
+
+class _Capture(in_process.Dataset):
+    def map_batches(self, fn, **kwargs):
+        self.kwargs = kwargs
+        return self
+
+
+@pytest.mark.parametrize("max_size, threads", [(1, None), (2, 2), (8, 2)])
+def test_an_actor_pool_of_several_runs_in_process_on_as_many_threads_at_most_one_a_core(
+    monkeypatch, max_size, threads
+):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    res = StageResources(pool="actors", min_size=1, max_size=max_size)
+    ds = adapters.apply(_Capture(lambda: iter(())), [adapters.Bound(_Stage, None, None)], res)
+    assert ds.kwargs.get("threads") == threads
 
 
 def _in_a_child(call, ns: list[int], max_retries: int = 1) -> list[dict]:

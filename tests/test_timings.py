@@ -2,9 +2,10 @@
 
 import subprocess
 import sys
+import threading
 import time
 
-from pipeline.timings import StageTimer, Timed, format_totals, read_table
+from pipeline.timings import StageTimer, Timed, format_totals, pool_running, read_table
 
 
 def test_timed_blocks_sum_per_stage_with_wall_cpu_items_and_when(tmp_path):
@@ -31,6 +32,30 @@ def test_the_cpu_of_a_child_process_counts_for_the_stage_that_ran_it(tmp_path):
     with timer.time("ffmpeg-like"):
         subprocess.run([sys.executable, "-c", spin], check=True)
     assert timer.totals()["ffmpeg-like"]["cpu"] >= 0.25
+
+
+def _idle_call_beside_a_busy_thread(timer: StageTimer, stage: str) -> None:
+    def spin():
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+
+    busy = threading.Thread(target=spin)
+    with timer.time(stage):
+        busy.start()
+        busy.join()  # this thread waits, using no CPU of its own
+
+
+def test_while_an_actor_pool_runs_a_call_counts_its_own_thread_s_cpu_not_its_neighbours(
+    tmp_path,
+):
+    timer = StageTimer(str(tmp_path))
+    _idle_call_beside_a_busy_thread(timer, "alone")
+    with pool_running():
+        _idle_call_beside_a_busy_thread(timer, "beside a pool")
+    totals = timer.totals()
+    assert totals["alone"]["cpu"] >= 0.25  # the process's CPU: the busy thread's too
+    assert totals["beside a pool"]["cpu"] < 0.1
 
 
 def test_a_timed_batch_function_counts_its_rows_and_returns_its_result(tmp_path):
