@@ -3,7 +3,8 @@
 For each set of clips (the first N sample clips of seed 0 for each N of `--sweep`, and one
 long clip of `--long-minutes`), the run is given a manifest of exactly those files, and
 the bare components then do the core work once, sequentially, on the same files: the
-ffmpeg CLI decoding and sampling every clip, and the bare CNN on every sampled frame.
+ffmpeg CLI decoding and sampling every clip, and the bare CNN on every sampled frame (the
+faster of torch's default threads and the profile's own layout of model copies).
 Their sum is what decode + visual encoding cost without Ray, windows, audio, fusion,
 selection, keyframes, text and Parquet. The run's pass 1 (decode + encode) is timed from
 its own progress lines; with `run.stage_times=true` it also logs per-stage times, from
@@ -11,8 +12,8 @@ which the bench takes when the first window was decoded (seconds from the comman
 start) and the CNN's share. Peak PSS is of the run's whole process tree (Ray's included),
 with the processes that made it up at the peak. The bench refuses a result where the run
 processed another number of videos than the reference. `--executor` sets
-`run.executor` (default auto, what a user gets: in process for one or two clips, Ray
-Data above); each row says which ran.
+`run.executor` (default auto, what a user gets: in process up to `run.in_process_max`
+videos, Ray Data above); each row says which ran.
 
     python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
                              [--executor auto|ray|in_process]
@@ -22,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -35,33 +39,59 @@ from bench.common import ROOT, ensure_samples, run_measured, save
 from bench.reference import sampled_frames
 from pipeline.config import load_config
 from pipeline.timings import read_table
-from stages.settings import DecodeConfig
+from stages.devices import torch_threads
+from stages.settings import DecodeConfig, VisualConfig
 from stages.visual import VisualEncoder
 
 
 def bare_reference(videos: list[Path], config: str) -> dict:
-    """ffmpeg decoding and sampling, then the bare CNN at the run's own batch size."""
+    """ffmpeg decoding and sampling, then the bare CNN on the same frames: the faster of
+    torch's default (one model, every core's threads) and the profile's own layout
+    (`resources.visual.max_size` copies at most one a core, `visual.threads` each, on
+    threads of their own), so a run is never compared with a slower way of running its
+    model than it uses itself."""
     cfg = DecodeConfig()
     t0 = time.perf_counter()
     frames = [sampled_frames(str(v), cfg.fps, cfg.frame_size) for v in videos]
     t_decode = time.perf_counter() - t0
-    visual = dataclasses.replace(load_config(config).visual, device="cpu", threads=0)
-    enc = VisualEncoder(visual)
-    batch = visual.batch_size
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for f in frames:
-            x = torch.from_numpy(f.copy()).permute(0, 3, 1, 2).float()
-            x = ((x - enc._mean) / enc._std).contiguous(memory_format=torch.channels_last)
-            for i in range(0, len(x), batch):
-                enc.model(x[i : i + batch])
-    t_cnn = time.perf_counter() - t0
+    profile = load_config(config)
+    visual = dataclasses.replace(profile.visual, device="cpu", threads=0)
+    copies = min(profile.resources.visual.max_size, os.cpu_count() or 1)
+    t_default = bare_cnn(frames, visual, copies=1, threads=0)
+    t_layout = bare_cnn(frames, visual, copies, profile.visual.threads) if copies > 1 else None
     return {
         "ffmpeg_decode_s": t_decode,
-        "bare_cnn_s": t_cnn,
+        "bare_cnn_s": min(t for t in (t_default, t_layout) if t is not None),
+        "bare_cnn_default_s": t_default,
+        "bare_cnn_layout_s": t_layout,
+        "cnn_copies": copies,
         "frames": int(sum(len(f) for f in frames)),
-        "cnn_batch": batch,
+        "cnn_batch": visual.batch_size,
     }
+
+
+def bare_cnn(frames: list[np.ndarray], visual: VisualConfig, copies: int, threads: int) -> float:
+    """Seconds for `copies` copies of the bare model, `threads` intra-op threads each (0:
+    torch's default), to normalise and encode every frame at `visual.batch_size`, the
+    batches dealt out in turn, each copy on a thread of its own."""
+    size = visual.batch_size
+    batches = [f[i : i + size] for f in frames for i in range(0, len(f), size)]
+    with torch_threads(threads):
+        models = [VisualEncoder(visual) for _ in range(copies)]
+
+        @torch.inference_mode()
+        def encode(enc: VisualEncoder, mine: list[np.ndarray]) -> None:
+            for b in mine:
+                x = torch.from_numpy(b.copy()).permute(0, 3, 1, 2).float()
+                x = ((x - enc._mean) / enc._std).contiguous(memory_format=torch.channels_last)
+                enc.model(x)
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(copies) as pool:
+            done = [pool.submit(encode, m, batches[j::copies]) for j, m in enumerate(models)]
+            for future in done:
+                future.result()
+        return time.perf_counter() - t0
 
 
 def pass_seconds(timed_lines: list[tuple[float, str]]) -> tuple[float, float]:
@@ -167,7 +197,8 @@ def format_row(name: str, r: dict) -> str:
         f"{name}: {r['video_seconds']:.0f} s of video; run ({r['executor']}) {r['wall_s']:.1f} s "
         f"(pass 1 {r['pass1_s']:.1f} s, pass 2 {r['pass2_s']:.1f} s), peak PSS "
         f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
-        f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames); "
+        f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames: "
+        f"{_cnn_ways(r)}); "
         f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x; first window "
         f"decoded at {r['first_window_s']:.1f} s; watching it cost {r['watch_cpu_s']:.1f} "
         "CPU-s; largest at the peak: "
@@ -176,6 +207,13 @@ def format_row(name: str, r: dict) -> str:
             for g in r["peak_processes"][:4]
         )
     )
+
+
+def _cnn_ways(r: dict) -> str:
+    default = f"torch's threads {r['bare_cnn_default_s']:.1f} s"
+    if r.get("bare_cnn_layout_s") is None:
+        return default
+    return f"{default}, {r['cnn_copies']} copies {r['bare_cnn_layout_s']:.1f} s"
 
 
 if __name__ == "__main__":
