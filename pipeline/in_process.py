@@ -25,6 +25,7 @@ torch's releases the GIL, so they compute at once).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
@@ -335,9 +336,16 @@ class _Worker:
 
     def finish(self) -> None:
         """No more items: it exits when its last is done."""
-        assert self.process.stdin is not None
         self.finished = True
-        self.process.stdin.close()
+        self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        """Closing flushes what a send to a child that had died left in the buffer; the
+        pipe is closed even when that flush fails, and the death is its reader's to
+        report."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.process.stdin.close()
 
     def _read(self, fd: int) -> None:
         with os.fdopen(fd, "rb") as pipe:
@@ -360,8 +368,7 @@ class _Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        if self.process.stdin is not None:
-            self.process.stdin.close()
+        self._close_stdin()
         self.reader.join()
 
 

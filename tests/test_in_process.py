@@ -4,6 +4,7 @@ semantics without Ray, and runs task calls in child processes that may die."""
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 
@@ -160,6 +161,15 @@ def test_a_child_that_dies_is_restarted_on_the_input_it_died_on(tmp_path):
     out = _in_a_child(DyingWindows(die_on=2, once=str(tmp_path / "died")), [1, 2, 3])
     assert [(o["n"], o["w"]) for o in out] == [(1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)]
     assert out[0]["pid"] != out[1]["pid"] == out[-1]["pid"]  # a second child took over
+
+
+def test_closing_a_child_that_died_with_an_item_still_in_its_pipe_raises_nothing():
+    worker = in_process._Worker(DyingWindows(), False, 0, queue.Queue())
+    worker.process.kill()
+    worker.process.wait()
+    worker.send({"n": np.arange(100_000)})  # fails part-written: the rest stays buffered
+    worker.close()
+    assert worker.process.stdin.closed
 
 
 def test_an_input_that_kills_every_child_is_given_up_after_its_retries_and_the_rest_go_on():
