@@ -215,7 +215,7 @@ def test_most_of_a_batch_failing_the_same_way_stops_the_run_uncommitted(
         ("decode.fps=3", "decode.sample_rate (16000) / fps must be whole"),
         ("decode.frame_size=16", "decode.frame_size=16: must be in [32, 4096]"),
         ("fusion.heads=3", "fusion.heads=3: must divide fusion.d_model (128)"),
-        ("resources.visual.min_size=2", "resources.visual.max_size=1: must be >= "),
+        ("resources.visual.min_size=3", "resources.visual.max_size=2: must be >= "),
         ("run.batch_videos=-2", "run.batch_videos=-2: must be >= 0"),
     ],
 )
