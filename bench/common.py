@@ -68,7 +68,8 @@ def _name(pid: int) -> str:
         return "?"
     if args[0].startswith("ray::"):
         return args[0].split()[0]  # ray::IDLE, ray::MapWorker(MapBatches(_WindowsCall)), ...
-    words = [os.path.basename(a) for a in args[:3]]
+    # The first line of each (an in-process worker's `-c` code begins with its name).
+    words = [os.path.basename(a.splitlines()[0]) for a in args[:3]]
     return " ".join(w for w in words if not w.startswith("-"))[:60]
 
 

@@ -293,7 +293,9 @@ def _in_children(
 # The child's first statement drops the working folder ('') that `-c` puts first on its
 # path: its modules must be this process's (PYTHONPATH), not a user's own `pipeline/`
 # or `stages/` in the folder vidgist was started from (as `python -m` would have them).
+# Its first line names it where `ps` and `top` show command lines.
 _CHILD = (
+    "# vidgist in-process worker\n"
     "import sys; sys.path[:] = [p for p in sys.path if p]; "
     "from pipeline.in_process import _child_main; _child_main()"
 )
