@@ -60,6 +60,8 @@ class ScreenReader(VideoStage):
             params={
                 "Global.log_level": "error",
                 "Global.text_score": self.cfg.min_confidence,
+                "Det.limit_type": "max",
+                "Det.limit_side_len": self.cfg.detect_max_side,
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
