@@ -141,8 +141,9 @@ def _in_threads(calls: list[Callable], batches: Iterator[Batch]) -> Iterator[Bat
     def start() -> None:
         mine.call = free.get()
 
-    def run(batch: Batch) -> Batch:
-        return mine.call(batch)
+    def run(batch: Batch) -> list[Batch]:
+        out = mine.call(batch)
+        return list(out) if isinstance(out, Iterator) else [out]  # a generator call's all
 
     pending: deque[Future] = deque()
     with (
@@ -153,9 +154,9 @@ def _in_threads(calls: list[Callable], batches: Iterator[Batch]) -> Iterator[Bat
             for batch in batches:
                 pending.append(pool.submit(run, batch))
                 while len(pending) > 2 * len(calls) or (pending and pending[0].done()):
-                    yield pending.popleft().result()
+                    yield from pending.popleft().result()
             while pending:
-                yield pending.popleft().result()
+                yield from pending.popleft().result()
         finally:  # the consumer stopped early, or a call failed: run nothing more
             for future in pending:
                 future.cancel()

@@ -103,6 +103,20 @@ def test_an_actor_pool_of_two_runs_two_instances_each_on_a_thread_of_its_own_in_
     assert threading.get_ident() not in set.union(*threads.values())
 
 
+class _Repeating:
+    """An actor class whose call yields its input's number that many times."""
+
+    def __call__(self, batch):
+        for _ in range(int(batch["i"][0])):
+            yield {"i": batch["i"]}
+
+
+def test_a_generator_call_in_an_actor_pool_gives_all_its_batches_in_input_order():
+    ds = in_process.from_items([{"i": i} for i in (3, 1, 2)])
+    out = ds.map_batches(_Repeating, batch_size=1, threads=2).iter_batches()
+    assert [int(b["i"][0]) for b in out] == [3, 3, 3, 1, 2, 2]
+
+
 def test_a_call_that_fails_in_an_actor_pool_fails_where_the_outputs_are_read():
     ds = in_process.from_items([{"i": i} for i in range(6)])
     out = ds.map_batches(_Noting, batch_size=1, fn_constructor_args=([], 3), threads=2)
