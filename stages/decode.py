@@ -169,6 +169,11 @@ class AudioCursor:
         self._origin = origin
         self._buffer = np.zeros(0, dtype=np.float32)
         self._buffer_start = 0  # sample index (at sr, from the video origin) of _buffer[0]
+        # Decoded pieces not yet joined to _buffer: joined once per `take`, not once per
+        # audio frame, which copied the whole buffer for every ~20 ms frame (quadratic in
+        # the span asked for: a 60 s speech chunk is ~2,800 frames).
+        self._pieces: list[np.ndarray] = []
+        self._pieces_len = 0
         self._started = False
         self._done = False
 
@@ -183,23 +188,27 @@ class AudioCursor:
                     continue  # cannot place audio without a timestamp; wait for one
                 self._buffer_start = int(round((frame.time - self._origin) * self.sr))
                 self._started = True
-            chunks = [o.to_ndarray().reshape(-1) for o in self._resampler.resample(frame)]
-            if chunks:
-                self._buffer = np.concatenate([self._buffer, *chunks])
+            if self._keep(self._resampler.resample(frame)):
                 return True
         if not self._done:
             self._done = True
-            tail = [o.to_ndarray().reshape(-1) for o in self._resampler.resample(None)]
-            if tail:
-                self._buffer = np.concatenate([self._buffer, *tail])
-                return True
+            return self._keep(self._resampler.resample(None))
         return False
+
+    def _keep(self, frames: list[av.AudioFrame]) -> bool:
+        pieces = [f.to_ndarray().reshape(-1) for f in frames]
+        self._pieces += pieces
+        self._pieces_len += sum(len(p) for p in pieces)
+        return bool(pieces)
 
     def take(self, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
         """Samples [i0, i1), zeros where the stream has none, and the [from, to) offsets
         within the span that hold real audio (from == to when there is none)."""
-        while self._buffer_start + len(self._buffer) < i1 and self._pull():
+        while self._buffer_start + len(self._buffer) + self._pieces_len < i1 and self._pull():
             pass
+        if self._pieces:
+            self._buffer = np.concatenate([self._buffer, *self._pieces])
+            self._pieces, self._pieces_len = [], 0
         out = np.zeros(i1 - i0, dtype=np.float32)
         a = max(i0, self._buffer_start)
         b = min(i1, self._buffer_start + len(self._buffer))

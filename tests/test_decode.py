@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from stages.decode import Decoder, probe
+from stages.decode import AudioCursor, Deadline, Decoder, probe
 from stages.records import VideoRef
 from stages.settings import DecodeConfig
 from tests.conftest import truth_of
@@ -55,6 +55,21 @@ def test_audio_is_16k_mono_aligned_with_the_frames(tiny_clip):
     assert rms[7:11].min() > 0.1  # tone from 3 s to 6 s
     assert row["wave_from"] == 0
     assert row["wave_to"] == pytest.approx(9 * 16000, abs=2000)
+
+
+def test_the_audio_cursor_gives_the_same_samples_in_one_span_or_in_many(tiny_clip):
+    def spans(size: int) -> np.ndarray:
+        cursor = AudioCursor(str(tiny_clip), 16000, 0.0, Deadline(60))
+        try:
+            parts = [cursor.take(i, i + size)[0] for i in range(0, 12 * 16000, size)]
+        finally:
+            cursor.close()
+        return np.concatenate(parts)[: 12 * 16000]
+
+    whole = spans(12 * 16000)
+    assert whole[: 9 * 16000 - 2000].any() and not whole[10 * 16000 :].any()
+    for size in (333, 16000, 5 * 16000 + 7):
+        np.testing.assert_array_equal(spans(size), whole)
 
 
 def test_a_clip_without_audio_gets_zeros_and_no_audio_count(silent_clip):
