@@ -105,6 +105,7 @@ RULES: dict[str, Rule] = {
     "ocr.min_confidence": FRACTION,
     "ocr.min_chars": _at_least(1),
     "ocr.detect_max_side": _within(64, 8192),
+    "ocr.min_edge": _within(0, 255),
     "ocr.threads": COUNT,
     "speech.threads": COUNT,
     "speech.beam_size": _within(1, 20),

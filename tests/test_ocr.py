@@ -6,7 +6,7 @@ import pytest
 from pipeline.sources import make_sources
 from stages.decode import probe
 from stages.keyframes import KeyframeExtractor, frames_at
-from stages.ocr import ScreenReader, reading_order
+from stages.ocr import ScreenReader, reading_order, strongest_edge
 from stages.records import Segments, Selection, VideoRecord
 from stages.settings import OcrConfig
 from tests.conftest import TITLE, talking_spec
@@ -89,3 +89,36 @@ def test_lines_come_back_in_reading_order():
 def test_a_frame_without_text_reads_as_nothing(reader, tiny_clip):
     (image,) = frames_at(str(tiny_clip), [1.0])
     assert reader.read(image) == []
+
+
+def test_the_strongest_edge_is_the_largest_step_between_neighbouring_pixels():
+    image = np.full((6, 8, 3), 200, np.uint8)
+    assert strongest_edge(image) == 0
+    image[2, 3, 1] = 170  # one pixel, one channel: 30 levels to each neighbour
+    image[5, :, 0] = 215  # a bottom row 15 levels brighter in red
+    assert strongest_edge(image) == 30
+    assert strongest_edge(image[4:]) == 15
+
+
+def _squeezed(image: np.ndarray, levels: int) -> np.ndarray:
+    """`image` with its contrast squeezed into `levels` levels above grey 100."""
+    lum = image.astype(np.float32)
+    return (100 + (lum - lum.min()) / np.ptp(lum) * levels).astype(np.uint8)
+
+
+def test_faint_text_is_read_and_a_flat_frame_is_never_given_to_the_model(
+    reader, title_clip, monkeypatch
+):
+    (image,) = frames_at(str(title_clip), [1.0])
+    faint = _squeezed(image, 16)  # the faintest the model was measured to read
+    assert strongest_edge(faint) > reader.cfg.min_edge
+    assert [text for text, _ in reader.read(faint)] == [TITLE]
+
+    given = []
+    engine = reader.engine
+    monkeypatch.setattr(reader, "engine", lambda image: given.append(image) or engine(image))
+    flat = _squeezed(image, reader.cfg.min_edge)
+    assert strongest_edge(flat) == reader.cfg.min_edge
+    assert reader.read(flat) == [] and given == []
+    reader.read(faint)
+    assert len(given) == 1
