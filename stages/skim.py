@@ -23,6 +23,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from stages.base import VideoStage
+from stages.devices import worker_threads
 from stages.files import filesystem, in_object_store
 from stages.records import VideoRecord
 from stages.settings import SkimConfig
@@ -64,7 +65,7 @@ def render_skim(
             preset=cfg.preset,
             pix_fmt="yuv420p",
             movflags="+faststart",  # the index first: a browser starts playing at once
-            threads=cfg.threads or 0,
+            threads=worker_threads(cfg.threads),
             **audio,
         ).global_args("-hide_banner", "-loglevel", "error", "-nostdin")
         cmd = out.compile(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True)
