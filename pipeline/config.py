@@ -119,13 +119,14 @@ class RunConfig:
     # decoder, pass 2's video stages) in child processes (pipeline/in_process.py): no Ray
     # to start and no worker per pool loading its libraries, which is most of a short run.
     # "auto": in_process when no Ray address is given and the run has at most
-    # `in_process_max` videos to do, else ray. On 2 cores in process was faster up to 24
-    # clips (8: 33.2 s against 55.0 s on Ray; 24: 94.2 against 118.6) and level at 64
-    # (249.1 against 247.3 s), in 0.7-0.9 GB less (README "Up to 64 videos: in
-    # process"), hence 64: past it the choice is unmeasured, and an archive's first run
-    # goes to Ray, whose pools a bigger machine or a cluster can widen.
+    # `in_process_max` videos to do, else ray. On 2 cores in process was faster at every
+    # size measured (24 clips: 69.9 s against 100.6 s on Ray; 64: 175.1 against 235.1 s;
+    # 128, two commit batches: 282 s against 372 s), in 1.2-1.5 GB less, its peak PSS
+    # the same for 128 as for 64 (README "Up to 128 videos: in process"), hence 128:
+    # past it the choice is unmeasured, and a bigger archive goes to Ray, whose pools a
+    # bigger machine or a cluster can widen.
     executor: str = "auto"
-    in_process_max: int = 64
+    in_process_max: int = 128
 
 
 @dataclass

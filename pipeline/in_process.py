@@ -1,7 +1,7 @@
 """The plans of both passes run in this process, without Ray: for runs of up to
 `run.in_process_max` videos, where starting Ray and its workers (each importing torch and
 loading its models) and Ray's own processes cost more than they give on one machine
-(`run.executor`, README "Up to 64 videos: in process").
+(`run.executor`, README "Up to 128 videos: in process").
 
 Only the calls the plans make are here: `from_items`, `map`, `map_batches` and
 `iter_batches`, with Ray Data's batch semantics (numpy columns, `batch_size` rows per
