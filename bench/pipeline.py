@@ -142,19 +142,16 @@ def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
     if len(videos_df) != len(videos) or (videos_df["status"] != "ok").any():
         raise RuntimeError(f"the run processed {len(videos_df)} videos for {len(videos)} inputs")
     pass1, pass2 = pass_seconds(run["timed_lines"])
-    stages = read_table(run["output"], "pass 1")
+    # One table per pass per commit batch; the first batch's are kept whole.
+    pass1_tables = every_table(run["output"], "pass 1")
+    pass2_tables = every_table(run["output"], "pass 2")
+    stages, pass2_stages = pass1_tables[0], pass2_tables[0]
     pass1_start = next(t for t, line in run["timed_lines"] if line.startswith("pass 1/2"))
-    pass2_stages = read_table(run["output"], "pass 2")
     # What the stages themselves cost (CPU seconds of every stage call of both passes of
     # every commit batch, model builds included): over the cores, the least wall any
     # scheduling could give this run's own work, start-up aside. The run against it is
     # what the pipeline itself costs.
-    stage_cpu = sum(
-        row["cpu"]
-        for title in ("pass 1", "pass 2")
-        for table in every_table(run["output"], title)
-        for row in table.values()
-    )
+    stage_cpu = sum(row["cpu"] for t in pass1_tables + pass2_tables for row in t.values())
     cores = os.cpu_count() or 1
     bare = bare_reference(videos, config)
     bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
