@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 
 from stages.base import WindowStage
@@ -69,6 +68,8 @@ def weights_path(cfg: VisualConfig) -> Path | None:
             f"no weights are bundled for {cfg.backbone}; use torch-cache, a path or none"
         )
     elif w == "torch-cache":
+        import torchvision
+
         default = torchvision.models.get_model_weights(cfg.backbone).DEFAULT
         path = Path(torch.hub.get_dir()) / "checkpoints" / Path(default.url).name
         if not path.exists():
@@ -102,6 +103,8 @@ def _efficientnet_lite0() -> tuple[nn.Module, nn.Linear, tuple, tuple]:
 
 
 def _torchvision(name: str) -> tuple[nn.Module, nn.Linear, tuple, tuple]:
+    import torchvision
+
     model = torchvision.models.get_model(name, weights=None)
     return model, _last_linear(model), IMAGENET_MEAN, IMAGENET_STD
 
@@ -116,6 +119,10 @@ BACKBONES: dict[str, Callable[[], tuple[nn.Module, nn.Linear, tuple, tuple]]] = 
 def backbone_builder(name: str) -> Callable[[], tuple[nn.Module, nn.Linear, tuple, tuple]]:
     if name in BACKBONES:
         return BACKBONES[name]
+    # torchvision only for its own models: importing it costs every CNN worker ~1 CPU-s
+    # (its ops pull in torch._dynamo), most of the default backbone's start-up beyond torch.
+    import torchvision
+
     if name in torchvision.models.list_models(module=torchvision.models):
         return lambda: _torchvision(name)
     raise ValueError(

@@ -1,6 +1,8 @@
 """Visual, audio and fusion stages run in-process, without Ray."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -69,6 +71,18 @@ def test_any_torchvision_backbone_runs_by_name_with_a_seeded_init(window_batch):
     assert not enc.trained and enc.version == "mobilenet_v3_small:untrained"
     out = enc(window_batch)
     assert out.visual.shape[-1] == enc.feature_dim == 1024
+
+
+def test_the_default_cnn_is_built_without_importing_torchvision():
+    # torchvision's import (its ops pull in torch._dynamo) cost every CNN worker ~1 CPU-s
+    # of start-up for a backbone that is not torchvision's; a fresh process shows it.
+    code = (
+        "import sys; from stages.visual import VisualEncoder; "
+        "from stages.settings import VisualConfig; VisualEncoder(VisualConfig(device='cpu')); "
+        "print('torchvision' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_missing_torch_cache_weights_are_an_error_not_a_download(tmp_path, monkeypatch):
