@@ -20,7 +20,7 @@ from av.video.reformatter import VideoReformatter
 from stages.base import SourceStage
 from stages.errors import BadInput, one_line
 from stages.files import open_container
-from stages.records import PROBE_COLUMNS, Probe, VideoRef, Windows
+from stages.records import PROBE_COLUMNS, SHOT_CONTEXT, SHOT_FRAME, Probe, VideoRef, Windows
 from stages.settings import DecodeConfig, Shared
 
 
@@ -82,14 +82,6 @@ class Deadline:
     def check(self) -> None:
         if time.monotonic() > self.end:
             raise BadInput(f"decoding took longer than {self.seconds:.0f} s")
-
-
-# Every decoded frame is also shrunk to this size (width, height) for shot detection:
-# TransNetV2's input size, and enough for colour-difference detectors.
-SHOT_FRAME = (48, 27)
-# Decoded frames of context a window carries from before and after it (TransNetV2 looks
-# 25 frames each way; the content detector compares frames up to this far apart).
-SHOT_CONTEXT = 25
 
 
 def _decoded_frames(

@@ -55,6 +55,16 @@ def effective_duration(stated_s: float, n_sampled: int, fps: float) -> float:
     return float(stated_s)
 
 
+# Every decoded frame is also shrunk to this size (width, height) for shot detection
+# (`Windows.tiny`): TransNetV2's input size, and enough for colour-difference detectors.
+SHOT_FRAME = (48, 27)
+# Decoded frames of context a window carries from before and after it (`tiny_lead`,
+# `tiny_tail`): TransNetV2 looks 25 frames each way; the content detector compares frames
+# up to this far apart. Here, not in stages/decode.py, so that the shot detectors load
+# without PyAV (a GPU machine that runs the models alone has none).
+SHOT_CONTEXT = 25
+
+
 @dataclass
 class Windows:
     """A batch of pass-1 windows. Fields left None have not been computed yet."""

@@ -25,8 +25,7 @@ import numpy as np
 
 from stages import kts
 from stages.base import VideoStage, WindowStage
-from stages.decode import SHOT_CONTEXT
-from stages.records import Segments, VideoRecord, Windows
+from stages.records import SHOT_CONTEXT, Segments, VideoRecord, Windows
 from stages.settings import ShotsConfig
 
 

@@ -18,9 +18,8 @@ import numpy as np
 import torch
 
 from stages.base import WindowStage
-from stages.decode import SHOT_CONTEXT
 from stages.devices import autocast, pick_device, to_device
-from stages.records import Windows
+from stages.records import SHOT_CONTEXT, Windows
 from stages.settings import Shared, ShotsConfig
 from stages.shots import FrameShots, score_windows
 

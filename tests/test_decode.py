@@ -161,7 +161,7 @@ def test_audio_that_starts_late_is_placed_and_masked_where_it_is(tmp_path):
 def test_each_window_carries_the_decoded_frames_before_and_after_it(tmp_path):
     import av
 
-    from stages.decode import SHOT_CONTEXT
+    from stages.records import SHOT_CONTEXT
 
     path = tmp_path / "slow.mp4"  # 2 fps: 4 decoded frames per window of 4 samples
     with av.open(str(path), "w") as c:

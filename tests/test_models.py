@@ -73,16 +73,31 @@ def test_any_torchvision_backbone_runs_by_name_with_a_seeded_init(window_batch):
     assert out.visual.shape[-1] == enc.feature_dim == 1024
 
 
+def _in_a_fresh_process(code: str) -> str:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_the_default_cnn_is_built_without_importing_torchvision():
     # torchvision's import (its ops pull in torch._dynamo) cost every CNN worker ~1 CPU-s
-    # of start-up for a backbone that is not torchvision's; a fresh process shows it.
+    # of start-up for a backbone that is not torchvision's.
     code = (
         "import sys; from stages.visual import VisualEncoder; "
         "from stages.settings import VisualConfig; VisualEncoder(VisualConfig(device='cpu')); "
         "print('torchvision' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert _in_a_fresh_process(code) == "False"
+
+
+def test_the_model_stages_load_without_pyav_or_ray_as_on_a_gpu_machine():
+    # bench/device.sh runs them where torch is installed but neither PyAV nor Ray.
+    code = (
+        "import sys; sys.modules['av'] = sys.modules['ray'] = None; "
+        "import stages.visual, stages.audio, stages.fusion, stages.transnet, bench.encoders; "
+        "print('ok')"
+    )
+    assert _in_a_fresh_process(code) == "ok"
 
 
 def test_missing_torch_cache_weights_are_an_error_not_a_download(tmp_path, monkeypatch):
