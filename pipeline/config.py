@@ -120,9 +120,9 @@ class RunConfig:
     # to start and no worker per pool loading its libraries, which is most of a short run.
     # "auto": in_process when no Ray address is given and the run has at most
     # `in_process_max` videos to do, else ray. On 2 cores in process was faster at every
-    # size measured (24 clips: 54.4 s against 83.5 s on Ray; 64: 134.0 against 200.6 s;
-    # 128, two commit batches: 282 s against 372 s), in 1.2-1.4 GB less, its peak PSS
-    # the same for 128 as for 64 (README "Up to 128 videos: in process"), hence 128:
+    # size measured (24 clips: 56.6 s against 77.7 s on Ray; 64: 134.1 against 192.3 s;
+    # 128, two commit batches: 269-282 s against 372 s), in 1.1-1.3 GB less, its peak PSS
+    # within 8% for 128 as for 64 (README "Up to 128 videos: in process"), hence 128:
     # past it the choice is unmeasured, and a bigger archive goes to Ray, whose pools a
     # bigger machine or a cluster can widen.
     executor: str = "auto"
