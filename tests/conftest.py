@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,14 @@ def bad_inputs(clips_dir, tiny_clip) -> dict[str, Path]:
 
 def truth_of(video: Path) -> dict:
     return json.loads(video.with_suffix("").with_suffix(".gt.json").read_text())
+
+
+def in_a_fresh_process(code: str) -> str:
+    """What `code` prints, run by a new Python: for what a process holds from its start
+    (the modules it imported, its threads' floating-point modes), which this one has mixed."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="session")

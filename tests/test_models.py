@@ -1,8 +1,6 @@
 """Visual, audio and fusion stages run in-process, without Ray."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from stages.imagenet import imagenet_categories
 from stages.records import VideoRef, Windows
 from stages.settings import AudioConfig, DecodeConfig, FusionConfig, Shared, VisualConfig
 from stages.visual import VisualEncoder
+from tests.conftest import in_a_fresh_process
 
 
 @pytest.fixture(scope="module")
@@ -73,12 +72,6 @@ def test_any_torchvision_backbone_runs_by_name_with_a_seeded_init(window_batch):
     assert out.visual.shape[-1] == enc.feature_dim == 1024
 
 
-def _in_a_fresh_process(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def test_the_default_cnn_is_built_without_importing_torchvision():
     # torchvision's import (its ops pull in torch._dynamo) cost every CNN worker ~1 CPU-s
     # of start-up for a backbone that is not torchvision's.
@@ -87,7 +80,7 @@ def test_the_default_cnn_is_built_without_importing_torchvision():
         "from stages.settings import VisualConfig; VisualEncoder(VisualConfig(device='cpu')); "
         "print('torchvision' in sys.modules)"
     )
-    assert _in_a_fresh_process(code) == "False"
+    assert in_a_fresh_process(code) == "False"
 
 
 def test_the_model_stages_load_without_pyav_or_ray_as_on_a_gpu_machine():
@@ -97,7 +90,7 @@ def test_the_model_stages_load_without_pyav_or_ray_as_on_a_gpu_machine():
         "import stages.visual, stages.audio, stages.fusion, stages.transnet, bench.encoders; "
         "print('ok')"
     )
-    assert _in_a_fresh_process(code) == "ok"
+    assert in_a_fresh_process(code) == "ok"
 
 
 def test_missing_torch_cache_weights_are_an_error_not_a_download(tmp_path, monkeypatch):
