@@ -125,12 +125,13 @@ def test_faint_text_is_read_and_a_flat_frame_is_never_given_to_the_model(
 
 
 def test_the_ocr_models_treat_subnormal_floats_as_zero_whatever_is_made_after_them():
-    # PP-OCR's detector computes on subnormal floats, which Intel cores take a slow path
-    # for (3.6x its time here). ONNX Runtime flushes them on the calling thread only from
-    # the first session made in a process, so the stage makes its sessions at build, and
-    # the speech stage's voice filter (another ONNX Runtime session) cannot undo it.
+    # PP-OCR's detector computes on subnormal floats, which x86 cores take a slow path
+    # for (3.6x its time on a Xeon). ONNX Runtime flushes them on the calling thread only
+    # from the first session made in a process, so the stage makes the detector's at
+    # build, and the speech stage's voice filter (another ONNX Runtime session) cannot
+    # undo it.
     code = (
-        "import numpy as np, onnxruntime; from faster_whisper.vad import get_vad_model; "
+        "import numpy as np; from faster_whisper.vad import get_vad_model; "
         "from stages.ocr import ScreenReader; from stages.settings import OcrConfig; "
         "tiny = np.array([1e-40], np.float32); before = bool((tiny * 2)[0] > 0); "
         "ScreenReader(OcrConfig(threads=1)); get_vad_model(); "
