@@ -1,22 +1,25 @@
 """The whole `vidgist run` against its bare work, on exactly the same clips, at several sizes.
 
-For each set of clips (the first N sample clips of seed 0 for each N of `--sweep`, and one
-long clip of `--long-minutes`), the run is given a manifest of exactly those files, and
-the bare components then do the core work once, sequentially, on the same files: the
-ffmpeg CLI decoding and sampling every clip, and the bare CNN on every sampled frame (the
-faster of torch's default threads and the profile's own layout of model copies).
-Their sum is what decode + visual encoding cost without Ray, windows, audio, fusion,
-selection, keyframes, text and Parquet. The run's pass 1 (decode + encode) is timed from
-its own progress lines; with `run.stage_times=true` it also logs per-stage times, from
-which the bench takes when the first window was decoded (seconds from the command's
-start), the CNN's share, and the stages' own floor: the CPU seconds of every stage call
-of both passes over the machine's cores, the least wall any scheduling could give the
-run's own work (OCR, speech and skims included, which the bare reference has none of);
-the run's wall against it is what the pipeline itself costs. Peak PSS is of the run's
-whole process tree (Ray's included), with the processes that made it up at the peak. The
-bench refuses a result where the run processed another number of videos than the
-reference. `--executor` sets `run.executor` (default auto, what a user gets: in process
-up to `run.in_process_max` videos, Ray Data above); each row says which ran.
+For each set of clips (the first N sample clips of seed 0 for each N of `--sweep`, and
+one long clip of `--long-minutes`), the run is given a manifest of exactly those files,
+and the bare components do the core work sequentially on the same files, once before the
+run and once after it: the ffmpeg CLI decoding and sampling every clip, and the bare CNN
+on every sampled frame (the faster of torch's default threads and the profile's own
+layout of model copies). Their sum is what decode + visual encoding cost without Ray,
+windows, audio, fusion, selection, keyframes, text and Parquet; the ratios take the mean
+of the two, and the row shows both, so a machine that changed speed during the run (a
+shared one does: the bare CNN on the same frames has taken 16-28 s on one machine in one
+evening) shows as a spread instead of skewing a ratio unseen. The run's pass 1 (decode +
+encode) is timed from its own progress lines; with `run.stage_times=true` it also logs
+per-stage times, from which the bench takes when the first window was decoded (seconds
+from the command's start), the CNN's share, and the stages' own floor: the CPU seconds of
+every stage call of both passes over the machine's cores, the least wall any scheduling
+could give the run's own work (OCR, speech and skims included, which the bare reference
+has none of); the run's wall against it is what the pipeline itself costs. Peak PSS is of
+the run's whole process tree (Ray's included), with the processes that made it up at the
+peak. The bench refuses a result where the run processed another number of videos than
+the reference. `--executor` sets `run.executor` (default auto, what a user gets: in
+process up to `run.in_process_max` videos, Ray Data above); each row says which ran.
 
     python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
                              [--executor auto|ray|in_process]
@@ -73,6 +76,20 @@ def bare_reference(videos: list[Path], config: str) -> dict:
     }
 
 
+def either_side(before: dict, after: dict) -> dict:
+    """The bare reference measured before and after the run, as one: each time the mean
+    of the two, and each side's total (decode + CNN) kept to show the machine's drift."""
+    mean = {
+        key: (value + after[key]) / 2 if key.endswith("_s") and value is not None else value
+        for key, value in before.items()
+    }
+    return {
+        **mean,
+        "bare_before_s": before["ffmpeg_decode_s"] + before["bare_cnn_s"],
+        "bare_after_s": after["ffmpeg_decode_s"] + after["bare_cnn_s"],
+    }
+
+
 def bare_cnn(frames: list[np.ndarray], visual: VisualConfig, copies: int, threads: int) -> float:
     """Seconds for `copies` copies of the bare model, `threads` intra-op threads each (0:
     torch's default), to normalise and encode every frame at `visual.batch_size`, the
@@ -125,7 +142,9 @@ def every_table(log: str, title: str) -> list[dict[str, dict[str, float]]]:
 
 
 def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
-    """One `vidgist run` on exactly `videos`, then the bare reference on the same files."""
+    """One `vidgist run` on exactly `videos`, between two runs of the bare reference on
+    the same files."""
+    before = bare_reference(videos, config)
     work = Path(tempfile.mkdtemp(prefix="vidgist-bench-"))
     try:
         manifest = work / "inputs.txt"
@@ -153,7 +172,7 @@ def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
     # what the pipeline itself costs.
     stage_cpu = sum(row["cpu"] for t in pass1_tables + pass2_tables for row in t.values())
     cores = os.cpu_count() or 1
-    bare = bare_reference(videos, config)
+    bare = either_side(before, bare_reference(videos, config))
     bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
     in_process = any(line.startswith("running in this process") for _, line in run["timed_lines"])
     return {
@@ -221,7 +240,8 @@ def format_row(name: str, r: dict) -> str:
     return (
         f"{name}: {r['video_seconds']:.0f} s of video; run ({r['executor']}) {r['wall_s']:.1f} s "
         f"(pass 1 {r['pass1_s']:.1f} s, pass 2 {r['pass2_s']:.1f} s), peak PSS "
-        f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (ffmpeg "
+        f"{r['peak_pss_mb']:.0f} MB; bare {r['bare_total_s']:.1f} s (before the run "
+        f"{r['bare_before_s']:.1f} s, after {r['bare_after_s']:.1f} s; mean ffmpeg "
         f"{r['ffmpeg_decode_s']:.1f} s + CNN {r['bare_cnn_s']:.1f} s on {r['frames']} frames: "
         f"{_cnn_ways(r)}); "
         f"run {r['wall_vs_bare']:.2f}x bare, pass 1 {r['pass1_vs_bare']:.2f}x; the stages' "
