@@ -78,7 +78,9 @@ def bare_reference(videos: list[Path], config: str) -> dict:
 
 def either_side(before: dict, after: dict) -> dict:
     """The bare reference measured before and after the run, as one: each time the mean
-    of the two, and each side's total (decode + CNN) kept to show the machine's drift."""
+    of the two, and each side's total (decode + CNN) kept to show the machine's drift.
+    `bare_cnn_s` is the mean of each side's faster way, so where the faster way differs
+    between the sides it is below both ways' means."""
     mean = {
         key: (value + after[key]) / 2 if key.endswith("_s") and value is not None else value
         for key, value in before.items()
