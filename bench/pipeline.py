@@ -76,6 +76,11 @@ def bare_reference(videos: list[Path], config: str) -> dict:
     }
 
 
+def decode_and_cnn(bare: dict) -> float:
+    """A bare reference's total: the ffmpeg decode, then the bare CNN."""
+    return bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
+
+
 def either_side(before: dict, after: dict) -> dict:
     """The bare reference measured before and after the run, as one: each time the mean
     of the two, and each side's total (decode + CNN) kept to show the machine's drift.
@@ -87,8 +92,8 @@ def either_side(before: dict, after: dict) -> dict:
     }
     return {
         **mean,
-        "bare_before_s": before["ffmpeg_decode_s"] + before["bare_cnn_s"],
-        "bare_after_s": after["ffmpeg_decode_s"] + after["bare_cnn_s"],
+        "bare_before_s": decode_and_cnn(before),
+        "bare_after_s": decode_and_cnn(after),
     }
 
 
@@ -175,7 +180,7 @@ def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
     stage_cpu = sum(row["cpu"] for t in pass1_tables + pass2_tables for row in t.values())
     cores = os.cpu_count() or 1
     bare = either_side(before, bare_reference(videos, config))
-    bare_total = bare["ffmpeg_decode_s"] + bare["bare_cnn_s"]
+    bare_total = decode_and_cnn(bare)
     in_process = any(line.startswith("running in this process") for _, line in run["timed_lines"])
     return {
         "videos": len(videos),
