@@ -20,9 +20,12 @@ the run's whole process tree (Ray's included), with the processes that made it u
 peak. The bench refuses a result where the run processed another number of videos than
 the reference. `--executor` sets `run.executor` (default auto, what a user gets: in
 process up to `run.in_process_max` videos, Ray Data above); each row says which ran.
+`--set KEY=VALUE` (repeatable) passes a config override to the run alone, e.g. the
+product stages off (`speech.enabled=false`) to see the pipeline without them; the bare
+reference does not change with it, and the results file records the overrides.
 
     python -m bench.pipeline [--sweep 1,8,24,64] [--long-minutes 30] [--config local.yaml]
-                             [--executor auto|ray|in_process]
+                             [--executor auto|ray|in_process] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -148,9 +151,11 @@ def every_table(log: str, title: str) -> list[dict[str, dict[str, float]]]:
     return tables
 
 
-def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
-    """One `vidgist run` on exactly `videos`, between two runs of the bare reference on
-    the same files."""
+def measure(
+    videos: list[Path], config: str, executor: str = "auto", overrides: tuple[str, ...] = ()
+) -> dict:
+    """One `vidgist run` on exactly `videos` (with config `overrides`), between two runs of
+    the bare reference on the same files."""
     before = bare_reference(videos, config)
     work = Path(tempfile.mkdtemp(prefix="vidgist-bench-"))
     try:
@@ -158,7 +163,7 @@ def measure(videos: list[Path], config: str, executor: str = "auto") -> dict:
         manifest.write_text("\n".join(str(v.resolve()) for v in videos) + "\n")
         cmd = [str(Path(sys.executable).parent / "vidgist"), "run", "--input", str(manifest)]
         cmd += ["--output", str(work / "out"), "--config", config, "ray.progress=false"]
-        cmd += ["run.stage_times=true", f"run.executor={executor}"]
+        cmd += ["run.stage_times=true", f"run.executor={executor}", *overrides]
         run = run_measured(cmd)
         if run["rc"] != 0:
             raise RuntimeError(f"vidgist run failed:\n{run['output'][-3000:]}")
@@ -227,7 +232,18 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--long-minutes", type=int, default=30, help="one long clip (0: none)")
     ap.add_argument("--config", default="local.yaml")
     ap.add_argument("--executor", default="auto", choices=["auto", "ray", "in_process"])
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for the run alone (repeatable)",
+    )
     args = ap.parse_args(argv)
+    load_config(args.config, args.overrides)  # a bad override fails here, not after a bare run
+    if args.overrides:
+        print(f"the run with {' '.join(args.overrides)}; the bare reference as always", flush=True)
     sets = {}
     for count in (int(n) for n in args.sweep.split(",") if n):
         sets[f"{count} clip{'s' if count > 1 else ''}"] = ensure_samples(
@@ -237,9 +253,12 @@ def main(argv: list[str] | None = None) -> dict:
         sets[f"one {args.long_minutes}-min clip"] = [long_clip(args.long_minutes)]
     rows = {}
     for name, videos in sets.items():
-        rows[name] = measure(videos, args.config, args.executor)
+        rows[name] = measure(videos, args.config, args.executor, tuple(args.overrides))
         print(format_row(name, rows[name]), flush=True)
-    save("pipeline" if args.executor == "auto" else f"pipeline-{args.executor}", {"sets": rows})
+    name = "pipeline" if args.executor == "auto" else f"pipeline-{args.executor}"
+    if args.overrides:
+        name += "-set"  # the default figures are not overwritten by a variant
+    save(name, {"overrides": args.overrides, "sets": rows})
     return rows
 
 
