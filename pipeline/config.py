@@ -61,6 +61,8 @@ class Resources:
     visual: StageResources = field(
         default_factory=lambda: StageResources(pool="actors", batch_size=2)
     )
+    # pool "visual": the audio encoder runs in the CNN's actors, after the CNN on each
+    # batch, and the rest of this section is unused.
     audio: StageResources = field(
         default_factory=lambda: StageResources(pool="actors", batch_size=4, num_cpus=0.5)
     )

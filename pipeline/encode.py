@@ -76,9 +76,17 @@ def encode_plan(
 
     # The CNN is an actor pool: the model loads once per actor, batches of windows keep
     # the device busy, and fractional num_gpus lets several actors share one GPU.
-    ds = apply(ds, [Bound(VisualEncoder, cfg.visual, shared)], r.visual, timer=timer)
-    # The audio encoder is small; its own pool keeps it off the CNN's critical path.
-    ds = apply(ds, [Bound(audio_encoder, cfg.audio, shared)], r.audio, timer=timer)
+    visual = [Bound(VisualEncoder, cfg.visual, shared)]
+    audio = [Bound(audio_encoder, cfg.audio, shared)]
+    if r.audio.pool == "visual":
+        # On a CPU the audio encoder's own actor costs more than its work (a process with
+        # torch, and every window handed over once more): run it after the CNN, in the
+        # CNN's actors, on the same batch.
+        ds = apply(ds, visual + audio, r.visual, timer=timer)
+    else:
+        # Its own pool keeps the small audio encoder off the CNN's critical path (a GPU's).
+        ds = apply(ds, visual, r.visual, timer=timer)
+        ds = apply(ds, audio, r.audio, timer=timer)
 
     # Features are ~7 KB per sampled frame once the pixels are gone: light tasks write
     # them into the run's staging and return one small receipt per window for the driver.

@@ -62,7 +62,12 @@ def check_fits(res: Resources, shots_pool: bool) -> None:
         f"{n.get('CPU', 0):g} CPU {n.get('GPU', 0):g} GPU" for n in nodes
     )
     passes = {
-        "pass 1": ["decode", "visual", "audio", *(["shots"] if shots_pool else [])],
+        "pass 1": [
+            "decode",
+            "visual",
+            *([] if res.audio.pool == "visual" else ["audio"]),  # in the CNN's actors
+            *(["shots"] if shots_pool else []),
+        ],
         "pass 2": ["summarize", "fusion"],
     }
     for pools in passes.values():

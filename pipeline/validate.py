@@ -141,6 +141,10 @@ RULES: dict[str, Rule] = {
     "run.in_process_max": COUNT,
 }
 
+# Pools a stage may share instead of having its own: the audio encoder may run in the
+# CNN's actors (pipeline/encode.py).
+SHARED_POOLS = {"audio": ("visual",)}
+
 RESOURCE_RULES: dict[str, Rule] = {
     "pool": _one_of("tasks", "actors"),
     "num_cpus": COUNT,
@@ -176,6 +180,8 @@ def validate(cfg: VidgistConfig) -> None:
         if not (is_dataclass(pool) and isinstance(pool, StageResources)):
             continue
         for name, (ok, why) in RESOURCE_RULES.items():
+            if name == "pool" and f.name in SHARED_POOLS:
+                ok, why = _one_of("tasks", "actors", *SHARED_POOLS[f.name])
             if not ok(getattr(pool, name)):
                 _refuse(f"resources.{f.name}.{name}", getattr(pool, name), why)
         if pool.max_size < pool.min_size:

@@ -290,6 +290,38 @@ def test_an_unknown_part_name_is_refused_with_the_names_that_exist():
         load_config("local.yaml", ["text.writer=nope"])
 
 
+def test_the_audio_encoder_in_a_pool_of_its_own_writes_what_it_writes_in_the_cnn_s_actors(
+    first_run, tiny_clip, tmp_path
+):
+    # local.yaml runs it after the CNN in the CNN's actors (resources.audio.pool=visual);
+    # the GPU profile gives it actors of its own. The session's first run had the former.
+    _, shared_out = first_run
+    videos = pd.read_parquet(shared_out / "videos")
+    shared_id = videos.loc[videos["uri"].str.endswith(tiny_clip.name), "video_id"].iloc[0]
+    picks = [*local_overrides(), "run.executor=ray", "resources.audio.pool=actors"]
+    cfg = load_config("local.yaml", picks)
+    assert run_pipeline(cfg, str(tiny_clip), str(tmp_path), log=lambda _: None).n_ok == 1
+
+    def audio(out, video_id=None):
+        f = pd.read_parquet(out / "features")
+        f = f[f["video_id"] == video_id] if video_id else f
+        return f.sort_values("window_index")[["audio", "audio_mask"]]
+
+    shared, own = audio(shared_out, shared_id), audio(tmp_path)
+    assert len(own) == len(shared) > 0
+    for a, b in zip(shared.itertuples(), own.itertuples(), strict=True):
+        assert list(a.audio_mask) == list(b.audio_mask) and any(a.audio_mask)
+        np.testing.assert_allclose(np.stack(a.audio), np.stack(b.audio), atol=1e-5)
+
+
+def test_only_the_audio_encoder_may_share_another_stage_s_pool():
+    from pipeline.validate import SettingError
+
+    assert load_config(None, ["resources.audio.pool=visual"]).resources.audio.pool == "visual"
+    with pytest.raises(SettingError, match=r"pool='visual': must be one of: tasks, actors$"):
+        load_config(None, ["resources.visual.pool=visual"])
+
+
 def test_transnetv2_runs_in_its_own_actor_pool_on_every_decoded_frame(
     ray_session, tiny_clip, tmp_path
 ):
