@@ -365,10 +365,12 @@ def _check_systemic(report: pd.DataFrame, max_same: float, min_videos: int = 4) 
     ]
     error, count = Counter(errors).most_common(1)[0]
     if count >= max_same * len(report):
+        # One of the files by name: a path that is not where the user thought shows here.
+        first = failed["uri"].iloc[errors.index(error)]
         raise SystemicFault(
             f"{count} of {len(report)} videos of a batch failed the same way, so the fault "
             f"is most likely the run's (a setting, the output folder, the install), not the "
-            f"videos': {error}. Nothing of this batch was committed."
+            f"videos': {error} (the first: {first}). Nothing of this batch was committed."
         )
 
 

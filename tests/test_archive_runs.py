@@ -199,7 +199,8 @@ def test_most_of_a_batch_failing_the_same_way_stops_the_run_uncommitted(
     try:
         picks = ["shots.detector=unreachable", "run.batch_videos=0"]
         cfg = load_config("local.yaml", [*local_overrides(), *picks])
-        with pytest.raises(SystemicFault, match=r"4 of 4 videos .* model server unreachable"):
+        said = r"4 of 4 videos .* model server unreachable \(the first: \S+\.mp4\)\. Nothing"
+        with pytest.raises(SystemicFault, match=said):
             run_pipeline(cfg, str(archive), str(tmp_path), log=lambda _: None)
     finally:
         registry.unregister("shots.detector", "unreachable")
