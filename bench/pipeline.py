@@ -255,10 +255,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, videos in sets.items():
         rows[name] = measure(videos, args.config, args.executor, tuple(args.overrides))
         print(format_row(name, rows[name]), flush=True)
-    name = "pipeline" if args.executor == "auto" else f"pipeline-{args.executor}"
+    results = "pipeline" if args.executor == "auto" else f"pipeline-{args.executor}"
     if args.overrides:
-        name += "-set"  # the default figures are not overwritten by a variant
-    save(name, {"overrides": args.overrides, "sets": rows})
+        results += "-set"  # the default figures are not overwritten by a variant
+    save(results, {"overrides": args.overrides, "sets": rows})
     return rows
 
 
